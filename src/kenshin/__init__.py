@@ -1,0 +1,1 @@
+"""Kenshin (検診): the municipal health-promotion screening system."""

@@ -1,0 +1,50 @@
+"""A progress line for long CLI work (imports, generation).
+
+Why here: every long job shows progress (DESIGN.md, cross-cutting rules). The CLI prints one
+self-overwriting line on a terminal and plain periodic lines otherwise, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+
+class ProgressLine:
+    """Report `done` of `total` units (bytes, rows) with a rate, at most every `interval` s."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None, interval: float = 0.5):
+        self.label = label
+        self.total = max(total, 1)
+        self.stream = stream
+        self.interval = interval
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        if not self._tty:
+            self.interval = max(interval, 5.0)
+
+    def update(self, done: int, rows: int) -> None:
+        """Print the line if enough time has passed since the last one."""
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            return
+        self._last = now
+        self._emit(done, rows, final=False)
+
+    def finish(self, rows: int) -> None:
+        """Print the final line (100 %) and end it with a newline."""
+        if self.stream is not None:
+            self._emit(self.total, rows, final=True)
+
+    def _emit(self, done: int, rows: int, *, final: bool) -> None:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        pct = min(100, int(done * 100 / self.total))
+        line = f"{self.label} {pct:3d}% {rows:,}行 ({rows / elapsed:,.0f}行/秒, {elapsed:.1f}秒)"
+        if self._tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

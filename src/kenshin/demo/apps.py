@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DemoConfig(AppConfig):
+    name = "kenshin.demo"
+    label = "demo"
+    verbose_name = "デモ"

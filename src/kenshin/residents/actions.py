@@ -1,0 +1,542 @@
+"""State changes of the resident register: importing feed files.
+
+One import is one transaction: every row is validated, and if any row is wrong nothing is
+written (all errors are reported, up to MAX_ERRORS). A file whose content hash was imported
+before changes nothing. 異動 are applied in (異動日, 届出日, 行) order onto each person's
+timeline of versions (see models.ResidentVersion).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+
+from kenshin.core import clock
+from kenshin.core.bulk import bulk_insert
+from kenshin.core.progress import ProgressLine
+from kenshin.residents import rules
+from kenshin.residents.feed import FileFacts, RowStream, feed_kind_of, inspect_file
+from kenshin.residents.models import FeedImport, FeedKind, FiscalCategory, ResidentVersion
+from kenshin.residents.rules import ATENA, ATTRS, KIND, RECEIPT, VALID_FROM, FeedError
+
+MAX_ERRORS = 1000
+BATCH = 20_000
+# Above this size a full load into an empty register drops the search indexes and builds
+# them once at the end: building a btree from sorted input beats a million random inserts.
+REBUILD_INDEXES_ABOVE_BYTES = 8 * 1024 * 1024
+
+VERSION_FIELDS = (
+    "municipality_code", "atena_no", "valid_from", "valid_to", "change_kind", "receipt_date",
+    "name", "name_kana", "kana_key", "name_key", "sex", "birth_date", "postal_code", "address",
+    "address_annex", "phone", "household_no", "relationship", "household_head_name", "status",
+    "feed", "source_row",
+)  # fmt: skip
+ATTR_FIELDS = VERSION_FIELDS[6:20]
+CATEGORY_FIELDS = (
+    "municipality_code", "fiscal_year", "atena_no", "insurance_category", "tax_category", "feed",
+)
+
+
+@dataclass
+class ImportReport:
+    """What one file did, for the console, the UI and tests."""
+
+    file_name: str
+    encoding: str = ""
+    kind: str = ""
+    rows: int = 0
+    inserted: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    missing_from_full: int = 0
+    already_imported: bool = False
+    errors: list[FeedError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        """One Japanese line for the console."""
+        if self.already_imported:
+            return f"{self.file_name}: 取込済みのファイルです（内容が同じため何も変更しません）"
+        if self.errors:
+            more = "以上" if len(self.errors) >= MAX_ERRORS else ""
+            return (
+                f"{self.file_name}: 誤りが {len(self.errors):,} 件{more}あるため、"
+                "何も登録していません"
+            )
+        label = dict(FeedKind.choices).get(self.kind, self.kind)
+        text = (
+            f"{self.file_name}: {label} {self.rows:,}行 — 新規 {self.inserted:,}、"
+            f"変更 {self.changed:,}、変更なし {self.unchanged:,}（{self.encoding}、{self.seconds:.1f}秒）"
+        )
+        if self.missing_from_full:
+            text += f"。全件ファイルに載っていない人 {self.missing_from_full:,} 人（削除はしていません）"
+        return text
+
+
+class _Rollback(Exception):
+    """Raised inside the transaction when any row is wrong: nothing may be written."""
+
+
+def import_feed_file(
+    path: Path,
+    *,
+    actor: str,
+    stdout: TextIO | None = None,
+    municipality_code: str | None = None,
+) -> ImportReport:
+    """Validate and apply one feed file (resident full/diff or fiscal categories)."""
+    started = time.monotonic()
+    mc = municipality_code or settings.MUNICIPALITY_CODE
+    facts = inspect_file(path)
+    report = ImportReport(file_name=path.name, encoding=facts.encoding)
+    if FeedImport.objects.filter(municipality_code=mc, sha256=facts.sha256).exists():
+        report.already_imported = True
+        return report
+    if facts.bad_line is not None:
+        report.errors.append(
+            FeedError(
+                facts.bad_line,
+                "",
+                "文字コードを判別できません（UTF-8 でも CP932 でも読めない文字があります）。"
+                "UTF-8 または CP932 で保存し直してください",
+            )
+        )
+        return report
+    progress = ProgressLine(f"{path.name} を取り込んでいます", facts.size, stdout)
+    with RowStream(facts) as stream:
+        header = stream.header()
+        kind = feed_kind_of(header)
+        expected, label = (
+            (rules.CATEGORY_HEADER, "年度別区分ファイル")
+            if kind == "categories"
+            else (rules.RESIDENT_HEADER, "住民記録ファイル")
+        )
+        err = rules.header_error(header, expected, label)
+        if err is not None:
+            report.errors.append(err)
+            return report
+        try:
+            with transaction.atomic():
+                feed = FeedImport.objects.create(
+                    municipality_code=mc,
+                    sha256=facts.sha256,
+                    file_name=path.name[:255],
+                    kind=FeedKind.FISCAL_CATEGORIES if kind == "categories" else "",
+                    encoding=facts.encoding,
+                    row_count=0,
+                    imported_by=actor,
+                    started_at=clock.now(),
+                    finished_at=clock.now(),
+                )
+                if kind == "categories":
+                    _import_categories(stream, feed, report, progress)
+                else:
+                    _import_residents(stream, facts, feed, report, progress)
+                if report.errors:
+                    raise _Rollback
+                report.kind = feed.kind
+                FeedImport.objects.filter(pk=feed.pk).update(
+                    kind=feed.kind,
+                    row_count=report.rows,
+                    inserted=report.inserted,
+                    changed=report.changed,
+                    unchanged=report.unchanged,
+                    finished_at=clock.now(),
+                )
+        except _Rollback:
+            pass
+        except UnicodeDecodeError:
+            report.errors.append(
+                FeedError(
+                    stream.row + 1,
+                    "",
+                    f"文字コード（{facts.encoding}）として読めない文字があります。"
+                    "UTF-8 または CP932 で保存し直してください",
+                )
+            )
+        except IntegrityError:
+            # Another process committed the same file between our check and our insert.
+            if FeedImport.objects.filter(municipality_code=mc, sha256=facts.sha256).exists():
+                report.already_imported = True
+            else:
+                raise
+    progress.finish(report.rows)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _add_error(report: ImportReport, error: FeedError) -> None:
+    report.errors.append(error)
+    if len(report.errors) >= MAX_ERRORS:
+        raise _Rollback
+
+
+def _check_cap(report: ImportReport) -> None:
+    if len(report.errors) >= MAX_ERRORS:
+        raise _Rollback
+
+
+# ---------------------------------------------------------------------------------------------
+# Resident files
+
+
+def _import_residents(
+    stream: RowStream,
+    facts: FileFacts,
+    feed: FeedImport,
+    report: ImportReport,
+    progress: ProgressLine,
+) -> None:
+    today_iso = clock.today().isoformat()
+    rows = iter(stream)
+    first = next(rows, None)
+    if first is None:
+        _add_error(report, FeedError(2, "", "データ行がありません"))
+        return
+    is_full = first[0].strip() == "00"
+    feed.kind = FeedKind.RESIDENT_FULL if is_full else FeedKind.RESIDENT_DIFF
+
+    def all_rows():
+        yield first
+        yield from rows
+
+    if is_full:
+        _import_full(stream, all_rows(), facts, feed, report, progress, today_iso)
+    else:
+        _import_diff(stream, all_rows(), feed, report, progress, today_iso)
+
+
+def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None:  # noqa: ANN001
+    """A full load: straight append into an empty register, else a diff against it."""
+    mc = feed.municipality_code
+    empty = not ResidentVersion.objects.filter(municipality_code=mc).exists()
+    rebuild = empty and facts.size > REBUILD_INDEXES_ABOVE_BYTES
+    if rebuild:
+        _drop_search_indexes()
+    seen: dict[str, int] = {}
+    batch: list[tuple] = []
+    errors = report.errors
+    parse = rules.parse_resident_row
+    feed_id = feed.pk
+    flush = _append_versions if empty else _merge_full_batch
+    for cells in rows:
+        row = stream.row
+        rec = parse(cells, row, today_iso, errors)
+        if rec is None:
+            _check_cap(report)
+            continue
+        if rec[KIND] != "full_load":
+            _add_error(
+                report,
+                FeedError(row, "異動区分", "全件ファイルに異動の行（00以外）は書けません"),
+            )
+            continue
+        atena = rec[ATENA]
+        if atena in seen:
+            _add_error(
+                report,
+                FeedError(row, "宛名番号", f"「{atena}」がファイル内で重複しています（{seen[atena]}行目と同じ）"),
+            )
+            continue
+        seen[atena] = row
+        report.rows += 1
+        if errors:
+            continue  # keep validating to report every error, but write nothing more
+        batch.append((mc, atena, rec[1], None, rec[0], rec[2], *rec[4:], feed_id, row))
+        if len(batch) >= BATCH:
+            flush(batch, report)
+            batch = []
+            progress.update(stream.bytes_read, report.rows)
+    if errors:
+        return
+    if batch:
+        flush(batch, report)
+    if rebuild:
+        _create_search_indexes()
+    if not empty:
+        current = ResidentVersion.objects.filter(
+            municipality_code=mc, valid_to__isnull=True
+        ).values_list("atena_no", flat=True)
+        report.missing_from_full = sum(1 for a in current.iterator(chunk_size=10_000) if a not in seen)
+
+
+def _append_versions(batch: list[tuple], report: ImportReport) -> None:
+    bulk_insert(ResidentVersion, VERSION_FIELDS, batch)
+    report.inserted += len(batch)
+
+
+def _current_versions(mc: str, atenas: list[str]) -> dict[str, tuple]:
+    """Current version of each 宛名番号: atena → (pk, valid_from ISO, attrs tuple)."""
+    found: dict[str, tuple] = {}
+    for i in range(0, len(atenas), 500):
+        part = atenas[i : i + 500]
+        qs = ResidentVersion.objects.filter(
+            municipality_code=mc, atena_no__in=part, valid_to__isnull=True
+        ).values_list("pk", "atena_no", "valid_from", *ATTR_FIELDS)
+        for pk, atena, valid_from, *attrs in qs:
+            attrs[5] = attrs[5].isoformat()  # birth_date, as the parser returns it
+            found[atena] = (pk, valid_from.isoformat(), tuple(attrs))
+    return found
+
+
+def _merge_full_batch(batch: list[tuple], report: ImportReport) -> None:
+    """Compare a batch of full-load rows with the register; write only real differences."""
+    mc = batch[0][0]
+    current = _current_versions(mc, [r[1] for r in batch])
+    new_rows: list[tuple] = []
+    closes: list[tuple[int, str]] = []
+    for r in batch:
+        cur = current.get(r[1])
+        attrs = tuple(r[6:20])
+        if cur is None:
+            new_rows.append(r)
+            report.inserted += 1
+        elif cur[2] == attrs:
+            report.unchanged += 1
+        elif r[2] < cur[1]:
+            _add_error(
+                report,
+                FeedError(
+                    r[-1],
+                    "異動日",
+                    f"全件ファイルの基準日（{r[2]}）が住民記録の最新の異動日（{cur[1]}）より前です",
+                ),
+            )
+        else:
+            closes.append((cur[0], r[2]))
+            new_rows.append(r)
+            report.changed += 1
+    if report.errors:
+        return
+    _close_versions(closes)
+    bulk_insert(ResidentVersion, VERSION_FIELDS, new_rows)
+
+
+def _close_versions(closes: list[tuple[int, str]]) -> None:
+    """Set valid_to on superseded versions (before inserting their successors)."""
+    if not closes:
+        return
+    objs = [ResidentVersion(pk=pk, valid_to=date.fromisoformat(d)) for pk, d in closes]
+    ResidentVersion.objects.bulk_update(objs, ["valid_to"], batch_size=500)
+
+
+@dataclass
+class _Version:
+    """A version on a person's timeline while a diff file is applied."""
+
+    pk: int | None
+    valid_from: str
+    valid_to: str | None
+    kind: str
+    status: str
+    attrs: tuple
+    dirty: bool = False
+    row: tuple | None = None  # insert tuple for versions created by this file
+
+
+def _load_timelines(mc: str, atenas: list[str]) -> dict[str, list[_Version]]:
+    timelines: dict[str, list[_Version]] = {}
+    for i in range(0, len(atenas), 500):
+        part = atenas[i : i + 500]
+        qs = (
+            ResidentVersion.objects.filter(municipality_code=mc, atena_no__in=part)
+            .order_by("atena_no", "valid_from", "pk")
+            .values_list("pk", "atena_no", "valid_from", "valid_to", "change_kind", *ATTR_FIELDS)
+        )
+        for pk, atena, vf, vt, kind, *attrs in qs:
+            attrs[5] = attrs[5].isoformat()
+            timelines.setdefault(atena, []).append(
+                _Version(pk, vf.isoformat(), vt.isoformat() if vt else None, kind, attrs[-1], tuple(attrs))
+            )
+    return timelines
+
+
+def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:  # noqa: ANN001
+    """A differential file: validate all rows, then apply them in effective-date order."""
+    mc = feed.municipality_code
+    parsed: list[tuple[int, tuple]] = []
+    for cells in rows:
+        row = stream.row
+        rec = rules.parse_resident_row(cells, row, today_iso, report.errors)
+        if rec is None:
+            _check_cap(report)
+            continue
+        if rec[KIND] == "full_load":
+            _add_error(report, FeedError(row, "異動区分", "異動ファイルに全件（00）の行は書けません"))
+            continue
+        parsed.append((row, rec))
+        report.rows += 1
+        progress.update(stream.bytes_read, report.rows)
+    if report.errors:
+        return
+    parsed.sort(key=lambda p: (p[1][VALID_FROM], p[1][RECEIPT], p[0]))
+    timelines = _load_timelines(mc, sorted({rec[ATENA] for _, rec in parsed}))
+    for row, rec in parsed:
+        atena = rec[ATENA]
+        timeline = timelines.setdefault(atena, [])
+        eff = rec[VALID_FROM]
+        attrs = tuple(rec[ATTRS])
+        if any(v.valid_from == eff and v.kind == rec[KIND] and v.attrs == attrs for v in timeline):
+            report.unchanged += 1  # the same 異動 arrived before (e.g. re-sent in another file)
+            continue
+        prior = None
+        nxt = None
+        for v in timeline:
+            if v.valid_from <= eff:
+                prior = v
+            elif nxt is None:
+                nxt = v
+        if timeline and prior is None:
+            _add_error(
+                report,
+                FeedError(row, "異動日", f"この人の最初の記録（{timeline[0].valid_from}）より前の異動です"),
+            )
+            continue
+        err = rules.check_transition(rec[KIND], prior.status if prior else None, row, atena)
+        if err is not None:
+            _add_error(report, err)
+            continue
+        if prior is not None and (prior.valid_to is None or prior.valid_to > eff):
+            prior.valid_to = eff
+            prior.dirty = True
+        version = _Version(
+            None, eff, nxt.valid_from if nxt else None, rec[KIND], rec[rules.STATUS], attrs,
+            row=(mc, atena, eff, None, rec[KIND], rec[RECEIPT], *rec[4:], feed.pk, row),
+        )  # fmt: skip
+        timeline.append(version)
+        timeline.sort(key=lambda v: v.valid_from)
+        if prior is None:
+            report.inserted += 1
+        else:
+            report.changed += 1
+    if report.errors:
+        return
+    closes = []
+    new_rows = []
+    for timeline in timelines.values():
+        for v in timeline:
+            if v.pk is None:
+                row = list(v.row)
+                row[3] = v.valid_to
+                new_rows.append(tuple(row))
+            elif v.dirty:
+                closes.append((v.pk, v.valid_to))
+    _close_versions(closes)
+    if new_rows:
+        bulk_insert(ResidentVersion, VERSION_FIELDS, new_rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fiscal-year categories
+
+
+def _import_categories(stream, feed, report, progress) -> None:  # noqa: ANN001
+    mc = feed.municipality_code
+    known = set(
+        ResidentVersion.objects.filter(municipality_code=mc, valid_to__isnull=True)
+        .values_list("atena_no", flat=True)
+        .iterator(chunk_size=20_000)
+    )
+    seen: dict[tuple[int, str], int] = {}
+    parsed: list[tuple[int, str, str, str]] = []
+    for cells in stream:
+        row = stream.row
+        rec = rules.parse_category_row(cells, row, report.errors)
+        if rec is None:
+            _check_cap(report)
+            continue
+        key = (rec[0], rec[1])
+        if rec[1] not in known:
+            _add_error(report, FeedError(row, "宛名番号", f"「{rec[1]}」は住民記録にありません"))
+            continue
+        if key in seen:
+            _add_error(
+                report,
+                FeedError(row, "宛名番号", f"「{rec[1]}」の{rec[0]}年度の行がファイル内で重複しています（{seen[key]}行目と同じ）"),
+            )
+            continue
+        seen[key] = row
+        parsed.append(rec)
+        report.rows += 1
+        if report.rows % BATCH == 0:
+            progress.update(stream.bytes_read, report.rows)
+    if report.errors:
+        return
+    years = sorted({r[0] for r in parsed})
+    existing: dict[tuple[int, str], tuple[int, str, str]] = {}
+    for fy in years:
+        for pk, atena, ins, tax in FiscalCategory.objects.filter(
+            municipality_code=mc, fiscal_year=fy
+        ).values_list("pk", "atena_no", "insurance_category", "tax_category").iterator(
+            chunk_size=20_000
+        ):
+            existing[(fy, atena)] = (pk, ins, tax)
+    inserts = []
+    updates = []
+    for fy, atena, ins, tax in parsed:
+        cur = existing.get((fy, atena))
+        if cur is None:
+            inserts.append((mc, fy, atena, ins, tax, feed.pk))
+            report.inserted += 1
+        elif cur[1:] == (ins, tax):
+            report.unchanged += 1
+        else:
+            updates.append(
+                FiscalCategory(pk=cur[0], insurance_category=ins, tax_category=tax, feed_id=feed.pk)
+            )
+            report.changed += 1
+    if updates:
+        FiscalCategory.objects.bulk_update(
+            updates, ["insurance_category", "tax_category", "feed"], batch_size=500
+        )
+    if inserts:
+        bulk_insert(FiscalCategory, CATEGORY_FIELDS, inserts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Index maintenance for the bulk path
+
+
+def _index_statements(create: bool) -> list[str]:
+    """SQL to drop or create the search indexes, usable inside the import's transaction.
+
+    Why not schema_editor(): on SQLite it refuses to run inside a transaction with foreign
+    keys on; the statements themselves are plain DDL, transactional on both databases.
+    """
+    editor = connection.SchemaEditorClass(connection, collect_sql=False)
+    editor.deferred_sql = []  # normally set by __enter__, which we cannot use here
+    statements = []
+    for index in ResidentVersion._meta.indexes:
+        sql = index.create_sql(ResidentVersion, editor) if create else index.remove_sql(
+            ResidentVersion, editor
+        )
+        statements.append(str(sql))
+    return statements
+
+
+def _drop_search_indexes() -> None:
+    with connection.cursor() as cursor:
+        for statement in _index_statements(create=False):
+            cursor.execute(statement)
+
+
+def _create_search_indexes() -> None:
+    with connection.cursor() as cursor:
+        for statement in _index_statements(create=True):
+            cursor.execute(statement)
+
+
+def current_filter(mc: str) -> Q:
+    """The current register of one municipality."""
+    return Q(municipality_code=mc, valid_to__isnull=True)

@@ -1,0 +1,237 @@
+"""Public face of the resident register: what other apps, the CLI and the UI may call.
+
+Everything returned is plain data (dataclasses, dicts), never model instances, so that other
+apps cannot reach into this app's tables (DESIGN.md: cross-app calls go through services.py).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+from django.conf import settings
+from django.db.models import Q
+
+from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
+from kenshin.core.wareki import parse_date
+from kenshin.residents.actions import ImportReport, import_feed_file
+from kenshin.residents.models import (
+    ChangeKind,
+    FiscalCategory,
+    InsuranceCategory,
+    ResidentStatus,
+    ResidentVersion,
+    Sex,
+    TaxCategory,
+)
+
+SEARCH_LIMIT = 50
+MAX_ERRORS_SHOWN = 50
+_KANA_END = "\uffff"
+
+
+class SearchRejected(ValueError):
+    """The search does not identify people narrowly enough (no browsing the whole city)."""
+
+
+@dataclass(frozen=True)
+class ResidentRecord:
+    """One version of a person's register record, as other apps and templates see it."""
+
+    atena_no: str
+    name: str
+    name_kana: str
+    sex: int
+    sex_label: str
+    birth_date: date
+    postal_code: str
+    address: str
+    address_annex: str
+    phone: str
+    household_no: str
+    relationship: str
+    household_head_name: str
+    status: str
+    status_label: str
+    valid_from: date
+    valid_to: date | None
+    change_kind: str
+    change_label: str
+    receipt_date: date
+
+
+_RECORD_FIELDS = (
+    "atena_no", "name", "name_kana", "sex", "birth_date", "postal_code", "address",
+    "address_annex", "phone", "household_no", "relationship", "household_head_name", "status",
+    "valid_from", "valid_to", "change_kind", "receipt_date",
+)  # fmt: skip
+
+
+def _record(v: dict) -> ResidentRecord:
+    return ResidentRecord(
+        sex_label=_SEX[v["sex"]],
+        status_label=_STATUS[v["status"]],
+        change_label=_CHANGE[v["change_kind"]],
+        **v,
+    )
+
+
+_SEX = dict(Sex.choices)
+_STATUS = dict(ResidentStatus.choices)
+_CHANGE = dict(ChangeKind.choices)
+
+
+def _current(mc: str | None = None):  # noqa: ANN202
+    return ResidentVersion.objects.filter(
+        municipality_code=mc or settings.MUNICIPALITY_CODE, valid_to__isnull=True
+    )
+
+
+def import_feed_files(
+    paths: list[Path], *, stdout: TextIO | None, actor: str = "system"
+) -> list[ImportReport]:
+    """Import files in the order given; stop at the first file with errors.
+
+    Why stop: later 異動 files depend on earlier ones, so applying them past a rejected file
+    would report a cascade of unknown-person errors instead of the real cause.
+    """
+    reports = []
+    for path in paths:
+        report = import_feed_file(Path(path), actor=actor, stdout=stdout)
+        reports.append(report)
+        if stdout is not None:
+            stdout.write(report.summary() + "\n")
+            for error in report.errors[:MAX_ERRORS_SHOWN]:
+                stdout.write(f"  {error}\n")
+            if len(report.errors) > MAX_ERRORS_SHOWN:
+                stdout.write(f"  …ほか {len(report.errors) - MAX_ERRORS_SHOWN:,} 件\n")
+        if report.errors:
+            break
+    return reports
+
+
+def write_errors_csv(reports: list[ImportReport], path: Path) -> int:
+    """Write every error as CSV (UTF-8 with BOM so that Excel opens it cleanly)."""
+    count = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["ファイル", "行", "列", "内容"])
+        for report in reports:
+            for error in report.errors:
+                writer.writerow([report.file_name, error.row, error.column, error.message])
+                count += 1
+    return count
+
+
+def search_residents(
+    *,
+    kana: str = "",
+    name: str = "",
+    birth_date: str | date | None = None,
+    atena_no: str = "",
+    household_no: str = "",
+    limit: int = SEARCH_LIMIT,
+) -> list[ResidentRecord]:
+    """Find current register records.
+
+    Allowed: an exact 宛名番号 or 世帯番号, or a name prefix (kana or kanji) together with the
+    生年月日. Kana matches its search key by range (an index range scan on both databases,
+    reference/perf-limits.md §F); kanji matches the variant-folded key, so 髙橋 finds 高橋.
+    """
+    atena_no = normalize_digits(atena_no or "")
+    household_no = normalize_digits(household_no or "")
+    qs = _current()
+    if atena_no:
+        qs = qs.filter(atena_no=atena_no)
+    elif household_no:
+        qs = qs.filter(household_no=household_no).order_by("birth_date")
+        return [_record(v) for v in qs.values(*_RECORD_FIELDS)[:limit]]
+    else:
+        if isinstance(birth_date, str):
+            birth_date = parse_date(birth_date) if birth_date.strip() else None
+        kana_key = kana_search_key(kana) if kana else ""
+        name_key = name_search_key(name) if name else ""
+        if not (kana_key or name_key) or birth_date is None:
+            raise SearchRejected(
+                "検索には、宛名番号・世帯番号のいずれか、または氏名（カナか漢字）と生年月日の"
+                "両方が必要です"
+            )
+        qs = qs.filter(birth_date=birth_date)
+        if kana_key:
+            qs = qs.filter(kana_key__gte=kana_key, kana_key__lt=kana_key + _KANA_END)
+        if name_key:
+            qs = qs.filter(name_key__gte=name_key, name_key__lt=name_key + _KANA_END)
+    return [_record(v) for v in qs.order_by("kana_key", "atena_no").values(*_RECORD_FIELDS)[:limit]]
+
+
+def search_by_kana_prefix(kana: str, limit: int = SEARCH_LIMIT) -> list[ResidentRecord]:
+    """Kana prefix only — for benchmarks and internal matching, never exposed to staff alone."""
+    key = kana_search_key(kana)
+    qs = _current().filter(kana_key__gte=key, kana_key__lt=key + _KANA_END)
+    return [_record(v) for v in qs.order_by("kana_key").values(*_RECORD_FIELDS)[:limit]]
+
+
+def get_resident(atena_no: str) -> ResidentRecord | None:
+    """The current record of one person (any status), or None."""
+    v = _current().filter(atena_no=atena_no).values(*_RECORD_FIELDS).first()
+    return _record(v) if v else None
+
+
+def household_members(household_no: str) -> list[ResidentRecord]:
+    """Current residents of one household, the head first, then by birth date."""
+    qs = _current().filter(household_no=household_no, status="resident")
+    members = [_record(v) for v in qs.order_by("birth_date").values(*_RECORD_FIELDS)]
+    members.sort(key=lambda r: (r.relationship != "世帯主", r.birth_date))
+    return members
+
+
+def history(atena_no: str) -> list[ResidentRecord]:
+    """Every version of one person, newest first (the 異動 history)."""
+    qs = ResidentVersion.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE, atena_no=atena_no
+    ).order_by("-valid_from", "-pk")
+    return [_record(v) for v in qs.values(*_RECORD_FIELDS)]
+
+
+def fiscal_categories(atena_no: str) -> list[dict]:
+    """保険区分 and 課税区分 per fiscal year for one person, newest year first."""
+    ins, tax = dict(InsuranceCategory.choices), dict(TaxCategory.choices)
+    rows = FiscalCategory.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE, atena_no=atena_no
+    ).order_by("-fiscal_year")
+    return [
+        {
+            "fiscal_year": r.fiscal_year,
+            "insurance_category": ins[r.insurance_category],
+            "tax_category": tax[r.tax_category],
+        }
+        for r in rows
+    ]
+
+
+def register_as_of(day: date, *, residents_only: bool = True) -> Iterator[dict]:
+    """The register as it stood on `day` — one indexed query (valid_from ≤ day < valid_to).
+
+    Used by roster extraction (対象者抽出) for the base date of a fiscal year.
+    """
+    qs = ResidentVersion.objects.filter(
+        Q(valid_to__isnull=True) | Q(valid_to__gt=day),
+        municipality_code=settings.MUNICIPALITY_CODE,
+        valid_from__lte=day,
+    )
+    if residents_only:
+        qs = qs.filter(status="resident")
+    return qs.values("atena_no", "name", "name_kana", "sex", "birth_date", "household_no",
+                     "status").iterator(chunk_size=10_000)  # fmt: skip
+
+
+def count_current() -> dict[str, int]:
+    """Number of current records per 住民状態 (for the home page)."""
+    from django.db.models import Count
+
+    rows = _current().values("status").annotate(n=Count("pk"))
+    return {_STATUS[r["status"]]: r["n"] for r in rows}
