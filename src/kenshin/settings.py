@@ -24,7 +24,7 @@ if not _secret:
     _dev = DEBUG or DEMO_MODE or "pytest" in sys.modules
     if not (_dev or os.environ.get("KENSHIN_ALLOW_DEV_SECRET") == "1"):
         raise RuntimeError("KENSHIN_SECRET_KEY must be set outside demo/development mode")
-    _secret = "dev-only-insecure-key-not-for-production"  # noqa: S105 - demo/test only
+    _secret = "dev-only-insecure-key-not-for-production"  # noqa: S105  # nosec B105 - demo/test only
 SECRET_KEY = _secret
 
 ALLOWED_HOSTS = [
@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "kenshin.accounts",
     "kenshin.residents",
     "kenshin.web",
+    "kenshin.demo",
 ]
 
 MIDDLEWARE = [
@@ -126,7 +127,9 @@ SESSION_COOKIE_AGE = 12 * 60 * 60
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE) and os.environ.get("KENSHIN_INSECURE_COOKIES") != "1"
+SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE) and (
+    os.environ.get("KENSHIN_INSECURE_COOKIES") != "1"
+)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

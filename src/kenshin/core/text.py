@@ -73,14 +73,21 @@ Performance
 These run on every row of a million-row import.  ``normalize_name``,
 ``normalize_kana`` and ``kana_search_key`` first check the input with one
 precompiled regular expression and return it unchanged when it is already
-clean (the common case); the slow path uses ``str.translate`` and regex
-substitutions, never per-character Python loops.
+clean (the common case).  Otherwise the input is split on whitespace and each
+part goes through a bounded LRU cache (2**16 parts) in front of the slow path
+(``str.translate``, NFKC, regex substitutions – never per-character Python
+loops): surnames and given names repeat so much that a feed sent entirely in
+half-width kana costs about one dictionary lookup per part.  No rule acts
+across whitespace, so per-part conversion is exactly the whole-string rule
+(a property test checks this against the uncached implementation).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
 
 __all__ = [
     "VARIANT_FOLDS",
@@ -93,6 +100,7 @@ __all__ = [
 ]
 
 _IDEOGRAPHIC_SPACE = "\u3000"
+_PART_CACHE_SIZE = 1 << 16
 
 
 def _char_class(chars: str) -> str:
@@ -144,6 +152,28 @@ def _compose(m: re.Match[str]) -> str:
     return unicodedata.normalize("NFC", m.group())
 
 
+def _name_part_slow(part: str) -> str:
+    """Width-fold, drop invisibles and compose kana marks in one whitespace-free part."""
+    t = part.translate(_NAME_TABLE)
+    if "\u3099" in t or "\u309a" in t:
+        t = _KANA_WITH_MARK.sub(_compose, t)
+    return t
+
+
+# Surnames, given names and address parts repeat a lot across a million rows; caching
+# the per-part slow path turns most dirty inputs into a few dictionary lookups.
+_name_part = lru_cache(maxsize=_PART_CACHE_SIZE)(_name_part_slow)
+
+
+def _join_parts(parts: list[str], convert: Callable[[str], str]) -> str:
+    if len(parts) == 1:
+        return convert(parts[0])
+    out = list(map(convert, parts))
+    if "" in out:
+        out = [p for p in out if p]
+    return _IDEOGRAPHIC_SPACE.join(out)
+
+
 def normalize_name(s: str) -> str:
     """Return the stored form of a kanji name or address (see module policy).
 
@@ -152,10 +182,10 @@ def normalize_name(s: str) -> str:
     """
     if _NAME_DIRTY.search(s) is None:
         return s
-    t = s.translate(_NAME_TABLE)
-    if "\u3099" in t or "\u309a" in t:
-        t = _KANA_WITH_MARK.sub(_compose, t)
-    return _WS_RUN.sub(_IDEOGRAPHIC_SPACE, t.strip())
+    # Nothing in a part's conversion creates or crosses whitespace, so the
+    # string can be split on whitespace runs, converted part by part and
+    # re-joined with single U+3000 (which also trims the ends).
+    return _join_parts(s.split(), _name_part)
 
 
 # --- kana ----------------------------------------------------------------------------------------
@@ -168,9 +198,9 @@ _KANA_NAME = re.compile(f"\u3000*[{_KATAKANA}][{_KATAKANA}\u3000]*")
 # with the preceding kana (NFKC alone would turn ゛ into a space + combining mark).
 _KANA_PRE: dict[int, str | None] = {**_DELETE, 0x309B: "\u3099", 0x309C: "\u309a"}
 # ぁ (U+3041) … ゖ (U+3096) and ゝゞ (U+309D/E) sit exactly 0x60 below their katakana.
-_HIRA_TO_KATA: dict[int, int] = {
-    cp: cp + 0x60 for cp in (*range(0x3041, 0x3097), 0x309D, 0x309E)
-}
+_HIRA_TO_KATA: dict[int, int] = {cp: cp + 0x60 for cp in (*range(0x3041, 0x3097), 0x309D, 0x309E)}
+_NEEDS_KANA_PRE = re.compile("[" + _char_class(_CONTROLS + _INVISIBLE) + "\u309b\u309c]")
+_HAS_HIRAGANA = re.compile("[\u3041-\u3096\u309d\u309e]")
 # Long-vowel-like marks as they look *after* NFKC (ｰ→ー, －→-, ～→~ already folded).
 _DASHES = "-~\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u301c\uff0d\uff5e\uff70"
 _DASH_AFTER_KANA = re.compile(f"(?<=[{_KATAKANA}])[{_char_class(_DASHES)}]+")
@@ -180,6 +210,23 @@ def _choonpu(m: re.Match[str]) -> str:
     return "ー" * len(m.group())
 
 
+def _normalize_kana_slow(s: str) -> str:
+    """The whole normalize_kana algorithm in its plain, uncached form (also the test oracle)."""
+    # str.translate costs ~80 ns a character on non-ASCII text: only run it when needed.
+    t = s.translate(_KANA_PRE) if _NEEDS_KANA_PRE.search(s) is not None else s
+    t = unicodedata.normalize("NFKC", t)
+    if _HAS_HIRAGANA.search(t) is not None:
+        t = t.translate(_HIRA_TO_KATA)
+    if "\u3099" in t or "\u309a" in t:
+        # e.g. わ+゙ has no precomposed hiragana but ワ+゙ composes to ヷ.
+        t = unicodedata.normalize("NFC", t)
+    t = _DASH_AFTER_KANA.sub(_choonpu, t)
+    return _WS_RUN.sub(_IDEOGRAPHIC_SPACE, t.strip())
+
+
+_kana_part = lru_cache(maxsize=_PART_CACHE_SIZE)(_normalize_kana_slow)
+
+
 def normalize_kana(s: str) -> str:
     """Return the stored form of a kana name: full-width katakana, single U+3000 spaces.
 
@@ -187,13 +234,10 @@ def normalize_kana(s: str) -> str:
     """
     if _KANA_CLEAN.fullmatch(s) is not None:
         return s
-    t = unicodedata.normalize("NFKC", s.translate(_KANA_PRE))
-    t = t.translate(_HIRA_TO_KATA)
-    if "\u3099" in t or "\u309a" in t:
-        # e.g. わ+゙ has no precomposed hiragana but ワ+゙ composes to ヷ.
-        t = unicodedata.normalize("NFC", t)
-    t = _DASH_AFTER_KANA.sub(_choonpu, t)
-    return _WS_RUN.sub(_IDEOGRAPHIC_SPACE, t.strip())
+    # No step of the algorithm acts across whitespace (NFKC does not compose over a
+    # space; a dash after a space is not a long-vowel mark), so it is applied per part
+    # through a cache: feeds that send every name in half-width kana stay fast.
+    return _join_parts(s.split(), _kana_part)
 
 
 def is_kana_name(s: str) -> bool:
@@ -207,8 +251,14 @@ def is_kana_name(s: str) -> bool:
 
 _SMALL_KANA = "ァィゥェォッャュョヮヵヶ"
 _LARGE_KANA = "アイウエオツヤユヨワカケ"
-_SMALL_TO_LARGE = str.maketrans(_SMALL_KANA, _LARGE_KANA)
+_SMALL_TO_LARGE = dict(zip(_SMALL_KANA, _LARGE_KANA, strict=True))
 _HAS_SMALL = re.compile(f"[{_SMALL_KANA}]")
+_SPACE_THEN_NON_KATAKANA = re.compile(f"\u3000[^{_KATAKANA}]")
+
+
+def _settle(t: str) -> str:
+    """Re-apply composition and the long-vowel rule after characters were removed or changed."""
+    return _DASH_AFTER_KANA.sub(_choonpu, unicodedata.normalize("NFKC", t))
 
 
 def kana_search_key(s: str) -> str:
@@ -218,15 +268,24 @@ def kana_search_key(s: str) -> str:
     Voiced marks are kept (ガ ≠ カ).  Prefix search:
     ``key >= p AND key < p + "\\uffff"`` with ``p = kana_search_key(prefix)``.
     """
-    t = normalize_kana(s)
-    if _IDEOGRAPHIC_SPACE in t:
-        t = t.replace(_IDEOGRAPHIC_SPACE, "")
-        # Removing a space can bring a mark or dash next to a kana; settle that
-        # here so that the key is stable under re-keying.
-        t = unicodedata.normalize("NFKC", t)
-        t = _DASH_AFTER_KANA.sub(_choonpu, t)
-    if _HAS_SMALL.search(t) is not None:
-        t = t.translate(_SMALL_TO_LARGE)
+    if _KANA_CLEAN.fullmatch(s) is not None:
+        t = s.replace(_IDEOGRAPHIC_SPACE, "")
+    else:
+        t = normalize_kana(s)
+        if _SPACE_THEN_NON_KATAKANA.search(t) is not None:
+            # Removing the space brings a mark or dash next to a kana; settle that
+            # the way normalize_kana would, so that the key is stable under re-keying.
+            t = _settle(t.replace(_IDEOGRAPHIC_SPACE, ""))
+        else:
+            t = t.replace(_IDEOGRAPHIC_SPACE, "")
+    small = _HAS_SMALL.findall(t)
+    if small:
+        # str.translate costs ~80 ns per character on non-ASCII text; a few
+        # str.replace calls for the small kana actually present are cheaper.
+        for c in set(small):
+            t = t.replace(c, _SMALL_TO_LARGE[c])
+        if "\u3099" in t or "\u309a" in t:
+            t = _settle(t)  # ヵ+゙ has no composite, but カ+゙ is ガ
     return t
 
 
@@ -278,6 +337,11 @@ _NAME_KEY_TABLE: dict[int, str | None] = {
     **dict.fromkeys(_VARIATION_SELECTORS),
     **{ord(k): v for k, v in VARIANT_FOLDS.items()},
 }
+_NAME_KEY_DIRTY = re.compile(
+    "["
+    + _char_class(_CONTROLS + _INVISIBLE + _WHITESPACE + "".join(VARIANT_FOLDS))
+    + "\u180b-\u180f\ufe00-\ufe0f\U000e0100-\U000e01ef]"
+)
 
 
 def name_search_key(s: str) -> str:
@@ -287,7 +351,10 @@ def name_search_key(s: str) -> str:
     ``VARIANT_FOLDS``.  The final NFKC composes marks that became adjacent
     once spaces were removed, so the key is stable under re-keying.
     """
-    t = unicodedata.normalize("NFKC", s).casefold().translate(_NAME_KEY_TABLE)
+    # Dropping whitespace first keeps the common input on NFKC's quick-check path.
+    t = unicodedata.normalize("NFKC", "".join(s.split())).casefold()
+    if _NAME_KEY_DIRTY.search(t) is not None:
+        t = t.translate(_NAME_KEY_TABLE)
     return unicodedata.normalize("NFKC", t)
 
 

@@ -40,7 +40,12 @@ VERSION_FIELDS = (
 )  # fmt: skip
 ATTR_FIELDS = VERSION_FIELDS[6:20]
 CATEGORY_FIELDS = (
-    "municipality_code", "fiscal_year", "atena_no", "insurance_category", "tax_category", "feed",
+    "municipality_code",
+    "fiscal_year",
+    "atena_no",
+    "insurance_category",
+    "tax_category",
+    "feed",
 )
 
 
@@ -77,10 +82,14 @@ class ImportReport:
         label = dict(FeedKind.choices).get(self.kind, self.kind)
         text = (
             f"{self.file_name}: {label} {self.rows:,}行 — 新規 {self.inserted:,}、"
-            f"変更 {self.changed:,}、変更なし {self.unchanged:,}（{self.encoding}、{self.seconds:.1f}秒）"
+            f"変更 {self.changed:,}、変更なし {self.unchanged:,}"
+            f"（{self.encoding}、{self.seconds:.1f}秒）"
         )
         if self.missing_from_full:
-            text += f"。全件ファイルに載っていない人 {self.missing_from_full:,} 人（削除はしていません）"
+            text += (
+                f"。全件ファイルに載っていない人 {self.missing_from_full:,} 人"
+                "（削除はしていません）"
+            )
         return text
 
 
@@ -217,7 +226,7 @@ def _import_residents(
         _import_diff(stream, all_rows(), feed, report, progress, today_iso)
 
 
-def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None:  # noqa: ANN001
+def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None:
     """A full load: straight append into an empty register, else a diff against it."""
     mc = feed.municipality_code
     empty = not ResidentVersion.objects.filter(municipality_code=mc).exists()
@@ -246,7 +255,11 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         if atena in seen:
             _add_error(
                 report,
-                FeedError(row, "宛名番号", f"「{atena}」がファイル内で重複しています（{seen[atena]}行目と同じ）"),
+                FeedError(
+                    row,
+                    "宛名番号",
+                    f"「{atena}」がファイル内で重複しています（{seen[atena]}行目と同じ）",
+                ),
             )
             continue
         seen[atena] = row
@@ -268,7 +281,9 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         current = ResidentVersion.objects.filter(
             municipality_code=mc, valid_to__isnull=True
         ).values_list("atena_no", flat=True)
-        report.missing_from_full = sum(1 for a in current.iterator(chunk_size=10_000) if a not in seen)
+        report.missing_from_full = sum(
+            1 for a in current.iterator(chunk_size=10_000) if a not in seen
+        )
 
 
 def _append_versions(batch: list[tuple], report: ImportReport) -> None:
@@ -357,12 +372,19 @@ def _load_timelines(mc: str, atenas: list[str]) -> dict[str, list[_Version]]:
         for pk, atena, vf, vt, kind, *attrs in qs:
             attrs[5] = attrs[5].isoformat()
             timelines.setdefault(atena, []).append(
-                _Version(pk, vf.isoformat(), vt.isoformat() if vt else None, kind, attrs[-1], tuple(attrs))
+                _Version(
+                    pk,
+                    vf.isoformat(),
+                    vt.isoformat() if vt else None,
+                    kind,
+                    attrs[-1],
+                    tuple(attrs),
+                )
             )
     return timelines
 
 
-def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:  # noqa: ANN001
+def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:
     """A differential file: validate all rows, then apply them in effective-date order."""
     mc = feed.municipality_code
     parsed: list[tuple[int, tuple]] = []
@@ -373,7 +395,9 @@ def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:  # no
             _check_cap(report)
             continue
         if rec[KIND] == "full_load":
-            _add_error(report, FeedError(row, "異動区分", "異動ファイルに全件（00）の行は書けません"))
+            _add_error(
+                report, FeedError(row, "異動区分", "異動ファイルに全件（00）の行は書けません")
+            )
             continue
         parsed.append((row, rec))
         report.rows += 1
@@ -400,7 +424,9 @@ def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:  # no
         if timeline and prior is None:
             _add_error(
                 report,
-                FeedError(row, "異動日", f"この人の最初の記録（{timeline[0].valid_from}）より前の異動です"),
+                FeedError(
+                    row, "異動日", f"この人の最初の記録（{timeline[0].valid_from}）より前の異動です"
+                ),
             )
             continue
         err = rules.check_transition(rec[KIND], prior.status if prior else None, row, atena)
@@ -441,7 +467,7 @@ def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:  # no
 # Fiscal-year categories
 
 
-def _import_categories(stream, feed, report, progress) -> None:  # noqa: ANN001
+def _import_categories(stream, feed, report, progress) -> None:
     mc = feed.municipality_code
     known = set(
         ResidentVersion.objects.filter(municipality_code=mc, valid_to__isnull=True)
@@ -463,7 +489,11 @@ def _import_categories(stream, feed, report, progress) -> None:  # noqa: ANN001
         if key in seen:
             _add_error(
                 report,
-                FeedError(row, "宛名番号", f"「{rec[1]}」の{rec[0]}年度の行がファイル内で重複しています（{seen[key]}行目と同じ）"),
+                FeedError(
+                    row,
+                    "宛名番号",
+                    f"「{rec[1]}」の{rec[0]}年度の行がファイル内で重複しています（{seen[key]}行目と同じ）",
+                ),
             )
             continue
         seen[key] = row
@@ -476,10 +506,10 @@ def _import_categories(stream, feed, report, progress) -> None:  # noqa: ANN001
     years = sorted({r[0] for r in parsed})
     existing: dict[tuple[int, str], tuple[int, str, str]] = {}
     for fy in years:
-        for pk, atena, ins, tax in FiscalCategory.objects.filter(
-            municipality_code=mc, fiscal_year=fy
-        ).values_list("pk", "atena_no", "insurance_category", "tax_category").iterator(
-            chunk_size=20_000
+        for pk, atena, ins, tax in (
+            FiscalCategory.objects.filter(municipality_code=mc, fiscal_year=fy)
+            .values_list("pk", "atena_no", "insurance_category", "tax_category")
+            .iterator(chunk_size=20_000)
         ):
             existing[(fy, atena)] = (pk, ins, tax)
     inserts = []
@@ -518,8 +548,10 @@ def _index_statements(create: bool) -> list[str]:
     editor.deferred_sql = []  # normally set by __enter__, which we cannot use here
     statements = []
     for index in ResidentVersion._meta.indexes:
-        sql = index.create_sql(ResidentVersion, editor) if create else index.remove_sql(
-            ResidentVersion, editor
+        sql = (
+            index.create_sql(ResidentVersion, editor)
+            if create
+            else index.remove_sql(ResidentVersion, editor)
         )
         statements.append(str(sql))
     return statements
@@ -533,6 +565,10 @@ def _drop_search_indexes() -> None:
 
 def _create_search_indexes() -> None:
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED; PostgreSQL will not build
+            # an index on a table with pending checks, so run them now.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for statement in _index_statements(create=True):
             cursor.execute(statement)
 

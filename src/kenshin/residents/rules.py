@@ -8,6 +8,7 @@ See docs/formats/resident-feed.md for the format these rules implement.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -66,7 +67,12 @@ REQUIRED_STATUS = {
     "move_out": "moved_out",
     "death": "deceased",
 }
-STATUS_LABELS = {"resident": "住民", "moved_out": "転出", "deceased": "死亡", "non_resident": "住登外"}
+STATUS_LABELS = {
+    "resident": "住民",
+    "moved_out": "転出",
+    "deceased": "死亡",
+    "non_resident": "住登外",
+}
 
 # Columns whose values are personal data: errors name the column but never echo the value,
 # because error reports end up on consoles, in e-mails and in tickets.
@@ -134,7 +140,102 @@ def _value(col: str, value: str) -> str:
     return "" if col in PERSONAL_COLUMNS else f"「{value}」"
 
 
+# A row whose every cell is already in stored form (the common case in a register extract)
+# matches this one pattern; for such a row every normaliser is the identity, so the fast path
+# below only checks dates and limits. Anything else takes the full path, which also writes the
+# error messages. tests/test_rules.py proves both paths give the same result.
+_CLEAN_TEXT = (
+    r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
+    r"\ufeff\u3099\u309a\uff01-\uff5e\uffe0-\uffe6\uff61-\uff9f]"
+)
+_CLEAN_NAME = _CLEAN_TEXT + r"+(?:\u3000" + _CLEAN_TEXT + r"+)*"
+_KATAKANA = r"[\u30a1-\u30fa\u30fc-\u30fe]"
+_ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_CELL_SEPARATOR = "\x1f"  # a control character, so never part of a clean cell
+
+
+def _row_pattern(text: str, kana: str) -> re.Pattern[str]:
+    return re.compile(
+        r"\x1f".join(
+            (
+                "(?:00|10|11|20|21|30|31|32|40)",
+                _ISO,
+                _ISO,
+                "[0-9]{1,15}",
+                text,
+                kana,
+                "[12]",
+                _ISO,
+                "(?:[0-9]{3}-?[0-9]{4})?",
+                text,
+                f"(?:{text})?",
+                "(?:[0-9][0-9-]{0,19})?",
+                "[0-9]{1,15}",
+                text,
+                text,
+                "[1-4]",
+            )
+        )
+    )
+
+
+# Every cell already in stored form: every normaliser would return its input unchanged.
+_CLEAN_ROW = _row_pattern(_CLEAN_NAME, _KATAKANA + r"+(?:\u3000" + _KATAKANA + r"+)*")
+# Codes, dates and numbers clean; the text cells (names, kana, address) still to normalise.
+_CODED_ROW = _row_pattern(r"[^\x1f]+", r"[^\x1f]+")
+_fromiso = date.fromisoformat
+
+
 def parse_resident_row(
+    cells: list[str], row: int, today_iso: str, errors: list[FeedError]
+) -> tuple | None:
+    """Validate and normalise one resident row.
+
+    Fast path for rows whose codes, dates and numbers are already clean (nearly every row of
+    a register extract); anything else, and every row with a problem, goes through
+    parse_resident_row_full, which writes the error messages. Both return the same tuple.
+    """
+    if len(cells) != 16:
+        return parse_resident_row_full(cells, row, today_iso, errors)
+    joined = _CELL_SEPARATOR.join(cells)
+    (code, eff, rcpt, atena, name, kana, sex, birth, postal, addr, annex, phone, hh, rel,
+     head, status) = cells  # fmt: skip
+    if _CLEAN_ROW.fullmatch(joined) is None:
+        if _CODED_ROW.fullmatch(joined) is None:
+            return parse_resident_row_full(cells, row, today_iso, errors)
+        name, addr, annex, rel, head = (
+            normalize_name(name), normalize_name(addr), normalize_name(annex),
+            normalize_name(rel), normalize_name(head),
+        )  # fmt: skip
+        kana = normalize_kana(kana)
+        if not (name and addr and rel and head and is_kana_name(kana)):
+            return parse_resident_row_full(cells, row, today_iso, errors)
+    kind = CHANGE_CODES[code]
+    status_v = STATUS_CODES[status]
+    try:
+        _fromiso(eff), _fromiso(rcpt), _fromiso(birth)
+    except ValueError:
+        return parse_resident_row_full(cells, row, today_iso, errors)
+    if (
+        EARLIEST_BIRTH <= birth <= eff <= today_iso
+        and EARLIEST_BIRTH <= rcpt <= today_iso
+        and (kind != "birth" or eff == birth)
+        and REQUIRED_STATUS.get(kind, status_v) == status_v
+        and len(name) <= MAX_NAME
+        and len(kana) <= MAX_NAME
+        and len(addr) <= MAX_ADDRESS
+        and len(annex) <= MAX_NAME
+        and len(rel) <= 20
+    ):
+        return (
+            kind, eff, rcpt, atena, name, kana, kana_search_key(kana), name_search_key(name),
+            1 if sex == "1" else 2, birth, postal.replace("-", ""), addr, annex, phone, hh,
+            rel, head, status_v,
+        )  # fmt: skip
+    return parse_resident_row_full(cells, row, today_iso, errors)
+
+
+def parse_resident_row_full(
     cells: list[str], row: int, today_iso: str, errors: list[FeedError]
 ) -> tuple | None:
     """Validate and normalise one resident row.
@@ -155,13 +256,33 @@ def parse_resident_row(
         )
         return None
     n_before = len(errors)
-    (code, eff, rcpt, atena, name, kana, sex, birth, postal, addr, annex, phone, hh, rel, head,
-     status) = cells
+    (
+        code,
+        eff,
+        rcpt,
+        atena,
+        name,
+        kana,
+        sex,
+        birth,
+        postal,
+        addr,
+        annex,
+        phone,
+        hh,
+        rel,
+        head,
+        status,
+    ) = cells
 
     kind = CHANGE_CODES.get(code.strip())
     if kind is None:
         errors.append(
-            FeedError(row, "異動区分", f"「{code}」は定義されていないコードです（{'、'.join(CHANGE_CODES)} のいずれか）")
+            FeedError(
+                row,
+                "異動区分",
+                f"「{code}」は定義されていないコードです（{'、'.join(CHANGE_CODES)} のいずれか）",
+            )
         )
     dates = []
     for col, v in (("異動日", eff), ("届出日", rcpt), ("生年月日", birth)):
@@ -209,7 +330,9 @@ def parse_resident_row(
 
     sex_v = SEX_CODES.get(sex.strip())
     if sex_v is None:
-        errors.append(FeedError(row, "性別", f"「{sex}」は定義されていないコードです（1 男、2 女）"))
+        errors.append(
+            FeedError(row, "性別", f"「{sex}」は定義されていないコードです（1 男、2 女）")
+        )
 
     postal_n = ""
     if postal.strip():
@@ -239,7 +362,11 @@ def parse_resident_row(
     status_v = STATUS_CODES.get(status.strip())
     if status_v is None:
         errors.append(
-            FeedError(row, "住民状態", f"「{status}」は定義されていないコードです（1 住民、2 転出、3 死亡、4 住登外）")
+            FeedError(
+                row,
+                "住民状態",
+                f"「{status}」は定義されていないコードです（1 住民、2 転出、3 死亡、4 住登外）",
+            )
         )
     elif kind in REQUIRED_STATUS and status_v != REQUIRED_STATUS[kind]:
         errors.append(
@@ -283,7 +410,11 @@ def parse_category_row(
     """Validate one 年度別区分 row → (fiscal_year, atena_no, insurance, tax) or None."""
     if len(cells) != 4:
         errors.append(
-            FeedError(row, "", f"列の数が違います（4列必要ですが{len(cells)}列あります）。区切り文字のずれや列の抜けがないか確認してください")
+            FeedError(
+                row,
+                "",
+                f"列の数が違います（4列必要ですが{len(cells)}列あります）。区切り文字のずれや列の抜けがないか確認してください",
+            )
         )
         return None
     n_before = len(errors)
@@ -297,12 +428,20 @@ def parse_category_row(
     ins_v = INSURANCE_CODES.get(ins)
     if ins_v is None:
         errors.append(
-            FeedError(row, "保険区分", f"「{ins}」は定義されていないコードです（1 市国保、2 後期高齢、3 それ以外）")
+            FeedError(
+                row,
+                "保険区分",
+                f"「{ins}」は定義されていないコードです（1 市国保、2 後期高齢、3 それ以外）",
+            )
         )
     tax_v = TAX_CODES.get(tax)
     if tax_v is None:
         errors.append(
-            FeedError(row, "課税区分", f"「{tax}」は定義されていないコードです（1 課税、2 非課税、3 生活保護）")
+            FeedError(
+                row,
+                "課税区分",
+                f"「{tax}」は定義されていないコードです（1 課税、2 非課税、3 生活保護）",
+            )
         )
     if len(errors) != n_before:
         return None
@@ -325,9 +464,17 @@ def check_transition(
             f"「{atena_no}」は住民記録にありません（転入・出生以外の異動は登録済みの人にだけ書けます）",
         )
     if kind == "birth":
-        return FeedError(row, "宛名番号", f"「{atena_no}」は既に登録されている宛名番号です（出生は新しい宛名番号で届きます）")
+        return FeedError(
+            row,
+            "宛名番号",
+            f"「{atena_no}」は既に登録されている宛名番号です（出生は新しい宛名番号で届きます）",
+        )
     if kind == "move_in" and current_status == "resident":
-        return FeedError(row, "宛名番号", f"「{atena_no}」は既に住民として登録されています（転入できません）")
+        return FeedError(
+            row, "宛名番号", f"「{atena_no}」は既に住民として登録されています（転入できません）"
+        )
     if kind == "move_in" and current_status == "deceased":
-        return FeedError(row, "宛名番号", f"「{atena_no}」は死亡として登録されています（転入できません）")
+        return FeedError(
+            row, "宛名番号", f"「{atena_no}」は死亡として登録されています（転入できません）"
+        )
     return None

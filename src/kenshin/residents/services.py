@@ -85,7 +85,7 @@ _STATUS = dict(ResidentStatus.choices)
 _CHANGE = dict(ChangeKind.choices)
 
 
-def _current(mc: str | None = None):  # noqa: ANN202
+def _current(mc: str | None = None):
     return ResidentVersion.objects.filter(
         municipality_code=mc or settings.MUNICIPALITY_CODE, valid_to__isnull=True
     )
@@ -166,13 +166,6 @@ def search_residents(
         if name_key:
             qs = qs.filter(name_key__gte=name_key, name_key__lt=name_key + _KANA_END)
     return [_record(v) for v in qs.order_by("kana_key", "atena_no").values(*_RECORD_FIELDS)[:limit]]
-
-
-def search_by_kana_prefix(kana: str, limit: int = SEARCH_LIMIT) -> list[ResidentRecord]:
-    """Kana prefix only — for benchmarks and internal matching, never exposed to staff alone."""
-    key = kana_search_key(kana)
-    qs = _current().filter(kana_key__gte=key, kana_key__lt=key + _KANA_END)
-    return [_record(v) for v in qs.order_by("kana_key").values(*_RECORD_FIELDS)[:limit]]
 
 
 def get_resident(atena_no: str) -> ResidentRecord | None:

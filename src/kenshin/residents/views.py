@@ -64,8 +64,7 @@ def person(request: HttpRequest, ref: str) -> HttpResponse:
     if record is None:
         raise Http404("検索結果から開いてください")
     household = [
-        (m, _ref_for(request, m.atena_no))
-        for m in services.household_members(record.household_no)
+        (m, _ref_for(request, m.atena_no)) for m in services.household_members(record.household_no)
     ]
     return render(
         request,

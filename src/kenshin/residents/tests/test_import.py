@@ -65,14 +65,20 @@ def test_cp932_file_with_gaiji_free_kanji_is_detected_and_read(feed_file):
 
 
 def test_utf8_with_bom_is_read(feed_file):
-    report = run(feed_file([person(氏名="山﨑　次郎", 世帯主氏名="山﨑　次郎")], encoding="utf-8-sig"))
+    report = run(
+        feed_file([person(氏名="山﨑　次郎", 世帯主氏名="山﨑　次郎")], encoding="utf-8-sig")
+    )
     assert report.ok, messages(report)
     assert report.encoding == "utf-8-sig"
     assert services.get_resident("1000000001").name == "山﨑　次郎"
 
 
 def test_half_width_kana_and_hiragana_are_normalised(feed_file):
-    report = run(feed_file([person(氏名カナ="ﾔﾏﾀﾞ ﾀﾛｳ"), person(宛名番号="1000000002", 氏名カナ="やまだ　じろう")]))
+    report = run(
+        feed_file(
+            [person(氏名カナ="ﾔﾏﾀﾞ ﾀﾛｳ"), person(宛名番号="1000000002", 氏名カナ="やまだ　じろう")]
+        )
+    )
     assert report.ok, messages(report)
     assert services.get_resident("1000000001").name_kana == "ヤマダ　タロウ"
     assert services.get_resident("1000000002").name_kana == "ヤマダ　ジロウ"
@@ -95,7 +101,9 @@ def test_impossible_date_names_row_column_and_value(feed_file):
 
 
 def test_wareki_dates_are_accepted(feed_file):
-    report = run(feed_file([person(生年月日="昭和60年4月1日", 異動日="R6.4.1", 届出日="令和6年4月1日")]))
+    report = run(
+        feed_file([person(生年月日="昭和60年4月1日", 異動日="R6.4.1", 届出日="令和6年4月1日")])
+    )
     assert report.ok, messages(report)
     assert services.get_resident("1000000001").birth_date == date(1985, 4, 1)
 
@@ -118,13 +126,19 @@ def test_unknown_change_code_lists_the_valid_ones(feed_file):
 
 def test_duplicate_atena_no_in_a_full_file_points_at_the_first_row(feed_file):
     report = run(feed_file([person(), person(氏名="別人　太郎")]))
-    assert messages(report) == ["3行目 宛名番号: 「1000000001」がファイル内で重複しています（2行目と同じ）"]
+    assert messages(report) == [
+        "3行目 宛名番号: 「1000000001」がファイル内で重複しています（2行目と同じ）"
+    ]
     assert versions() == 0
 
 
 def test_change_for_unknown_person_is_rejected(feed_file):
     run(feed_file([person()]))
-    report = run(feed_file([person(異動区分="31", 宛名番号="1000000099", 異動日="2024-05-01", 届出日="2024-05-01")]))
+    report = run(
+        feed_file(
+            [person(異動区分="31", 宛名番号="1000000099", 異動日="2024-05-01", 届出日="2024-05-01")]
+        )
+    )
     assert messages(report) == [
         "2行目 宛名番号: 「1000000099」は住民記録にありません（転入・出生以外の異動は登録済みの人にだけ書けます）"
     ]
@@ -164,8 +178,12 @@ def test_future_dates_are_rejected(feed_file):
 def test_diff_applies_changes_in_effective_date_order(feed_file):
     run(feed_file([person()]))
     # Written out of order: the address change of June comes before the May one in the file.
-    june = person(異動区分="31", 異動日="2024-06-10", 届出日="2024-06-12", 住所="広島県呉市広本町1-2-3")
-    may = person(異動区分="31", 異動日="2024-05-01", 届出日="2024-05-02", 住所="広島県呉市阿賀中央5-1-1")
+    june = person(
+        異動区分="31", 異動日="2024-06-10", 届出日="2024-06-12", 住所="広島県呉市広本町1-2-3"
+    )
+    may = person(
+        異動区分="31", 異動日="2024-05-01", 届出日="2024-05-02", 住所="広島県呉市阿賀中央5-1-1"
+    )
     report = run(feed_file([june, may]))
     assert report.ok, messages(report)
     assert report.changed == 2
@@ -178,12 +196,17 @@ def test_diff_applies_changes_in_effective_date_order(feed_file):
 
 
 def test_register_as_of_a_date_is_the_state_on_that_day(feed_file):
-    run(feed_file([person(), person(宛名番号="1000000002", 氏名="鈴木　一", 氏名カナ="スズキ　ハジメ")]))
+    run(
+        feed_file(
+            [person(), person(宛名番号="1000000002", 氏名="鈴木　一", 氏名カナ="スズキ　ハジメ")]
+        )
+    )
     run(feed_file([
         person(異動区分="20", 異動日="2024-09-30", 届出日="2024-09-30", 住民状態="2"),
         person(異動区分="11", 宛名番号="1000000003", 異動日="2024-10-05", 届出日="2024-10-10",
                生年月日="2024-10-05", 氏名="山田　三郎", 氏名カナ="ヤマダ　サブロウ", 続柄="子"),
     ]))  # fmt: skip
+
     def on(d):
         return sorted(r["atena_no"] for r in services.register_as_of(d))
 
@@ -196,7 +219,9 @@ def test_register_as_of_a_date_is_the_state_on_that_day(feed_file):
 def test_move_in_of_a_current_resident_is_rejected(feed_file):
     run(feed_file([person()]))
     report = run(feed_file([person(異動区分="10", 異動日="2024-05-01", 届出日="2024-05-01")]))
-    assert messages(report) == ["2行目 宛名番号: 「1000000001」は既に住民として登録されています（転入できません）"]
+    assert messages(report) == [
+        "2行目 宛名番号: 「1000000001」は既に住民として登録されています（転入できません）"
+    ]
 
 
 def test_re_entry_after_move_out_is_allowed(feed_file):
@@ -210,7 +235,19 @@ def test_re_entry_after_move_out_is_allowed(feed_file):
 
 def test_birth_must_be_on_the_birth_date(feed_file):
     run(feed_file([person()]))
-    report = run(feed_file([person(異動区分="11", 宛名番号="1000000005", 異動日="2024-06-02", 届出日="2024-06-02", 生年月日="2024-06-01")]))
+    report = run(
+        feed_file(
+            [
+                person(
+                    異動区分="11",
+                    宛名番号="1000000005",
+                    異動日="2024-06-02",
+                    届出日="2024-06-02",
+                    生年月日="2024-06-01",
+                )
+            ]
+        )
+    )
     assert messages(report) == ["2行目 異動日: 出生の異動日は生年月日と同じでなければなりません"]
 
 
@@ -222,23 +259,53 @@ def test_change_status_must_match_change_kind(feed_file):
 
 def test_same_change_resent_in_another_file_is_unchanged(feed_file):
     run(feed_file([person()]))
-    change = person(異動区分="30", 異動日="2024-07-01", 届出日="2024-07-01", 氏名="佐藤　太郎", 氏名カナ="サトウ　タロウ")
+    change = person(
+        異動区分="30",
+        異動日="2024-07-01",
+        届出日="2024-07-01",
+        氏名="佐藤　太郎",
+        氏名カナ="サトウ　タロウ",
+    )
     first = run(feed_file([change]))
-    again = run(feed_file([change, person(宛名番号="1000000001", 異動区分="31", 異動日="2024-08-01", 届出日="2024-08-01", 氏名="佐藤　太郎", 氏名カナ="サトウ　タロウ", 住所="広島県呉市焼山中央1-1")]))
+    again = run(
+        feed_file(
+            [
+                change,
+                person(
+                    宛名番号="1000000001",
+                    異動区分="31",
+                    異動日="2024-08-01",
+                    届出日="2024-08-01",
+                    氏名="佐藤　太郎",
+                    氏名カナ="サトウ　タロウ",
+                    住所="広島県呉市焼山中央1-1",
+                ),
+            ]
+        )
+    )
     assert first.changed == 1
     assert (again.unchanged, again.changed) == (1, 1)
     assert len(services.history("1000000001")) == 3
 
 
 def test_full_load_over_existing_register_writes_only_differences(feed_file):
-    run(feed_file([person(), person(宛名番号="1000000002", 氏名カナ="ヤマダ　ハナコ", 氏名="山田　花子")]))
+    run(
+        feed_file(
+            [person(), person(宛名番号="1000000002", 氏名カナ="ヤマダ　ハナコ", 氏名="山田　花子")]
+        )
+    )
     report = run(feed_file([
         person(異動日="2025-04-01", 届出日="2025-04-01"),
         person(宛名番号="1000000003", 異動日="2025-04-01", 届出日="2025-04-01", 氏名="新人　一",
                氏名カナ="シンジン　ハジメ"),
     ]))  # fmt: skip
     assert report.ok, messages(report)
-    assert (report.inserted, report.changed, report.unchanged, report.missing_from_full) == (1, 0, 1, 1)
+    assert (report.inserted, report.changed, report.unchanged, report.missing_from_full) == (
+        1,
+        0,
+        1,
+        1,
+    )
     assert "全件ファイルに載っていない人 1 人（削除はしていません）" in report.summary()
 
 
@@ -246,7 +313,9 @@ def test_fiscal_categories_are_upserted(feed_file, category_file):
     run(feed_file([person()]))
     first = run(category_file([["2025", "1000000001", "1", "2"]]))
     assert first.ok, messages(first)
-    second = run(category_file([["2025", "1000000001", "2", "2"], ["2026", "1000000001", "2", "3"]]))
+    second = run(
+        category_file([["2025", "1000000001", "2", "2"], ["2026", "1000000001", "2", "3"]])
+    )
     assert (second.inserted, second.changed) == (1, 1)
     assert services.fiscal_categories("1000000001") == [
         {"fiscal_year": 2026, "insurance_category": "後期高齢", "tax_category": "生活保護"},

@@ -36,7 +36,9 @@ def test_kana_prefix_with_birth_date_finds_the_person(city):
 
 
 def test_kana_prefix_alone_is_rejected(city):
-    with pytest.raises(services.SearchRejected, match="氏名（カナか漢字）と生年月日の両方が必要です"):
+    with pytest.raises(
+        services.SearchRejected, match="氏名（カナか漢字）と生年月日の両方が必要です"
+    ):
         services.search_residents(kana="ヤマ")
 
 
@@ -46,7 +48,9 @@ def test_birth_date_alone_is_rejected(city):
 
 
 def test_exact_atena_no_alone_is_enough(city):
-    assert [r.name for r in services.search_residents(atena_no="１０００００００03")] == ["山崎　京子"]
+    assert [r.name for r in services.search_residents(atena_no="１０００００００03")] == [
+        "山崎　京子"
+    ]
 
 
 def test_household_no_lists_the_household(city):
@@ -56,8 +60,12 @@ def test_household_no_lists_the_household(city):
 
 def test_kanji_variants_find_each_other_but_are_stored_as_written(city):
     born = date(1985, 4, 1)
-    assert [r.name for r in services.search_residents(name="高橋", birth_date=born)] == ["髙橋　花子"]
-    assert [r.name for r in services.search_residents(name="山﨑", birth_date="1950-01-02")] == ["山崎　京子"]
+    assert [r.name for r in services.search_residents(name="高橋", birth_date=born)] == [
+        "髙橋　花子"
+    ]
+    assert [r.name for r in services.search_residents(name="山﨑", birth_date="1950-01-02")] == [
+        "山崎　京子"
+    ]
 
 
 def test_small_kana_and_large_kana_find_each_other(city):

@@ -17,14 +17,18 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def staff(client, django_user_model):
-    user = django_user_model.objects.create_user("hokenshi1", password="correct horse battery staple")
+    user = django_user_model.objects.create_user(
+        "hokenshi1", password="correct horse battery staple"
+    )
     client.force_login(user)
     return client
 
 
 @pytest.fixture
 def city(feed_file):
-    rows = [person(宛名番号=f"10000000{i:02d}", 続柄="世帯主" if i == 0 else "子") for i in range(5)]
+    rows = [
+        person(宛名番号=f"10000000{i:02d}", 続柄="世帯主" if i == 0 else "子") for i in range(5)
+    ]
     assert import_feed_file(feed_file(rows), actor="test").ok
 
 
@@ -35,7 +39,9 @@ def test_search_page_requires_login(client):
 
 
 def test_search_by_kana_and_birth_date_lists_results_with_opaque_links(staff, city):
-    response = staff.post(reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"})
+    response = staff.post(
+        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"}
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert "検索結果 5 件" in html
@@ -51,7 +57,9 @@ def test_search_with_one_identifier_shows_the_rule(staff, city):
 
 
 def test_search_with_unreadable_date_shows_a_japanese_message(staff, city):
-    response = staff.post(reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-02-30"})
+    response = staff.post(
+        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-02-30"}
+    )
     assert "「1985-02-30」は存在しない日付です" in response.content.decode()
 
 

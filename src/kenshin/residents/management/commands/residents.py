@@ -12,14 +12,14 @@ from kenshin.residents import services
 class Command(BaseCommand):
     help = "住民記録の取り込み（kenshin residents import FILE ...）"
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         imp = sub.add_parser("import", help="住民記録ファイル・年度別区分ファイルを取り込みます")
         imp.add_argument("files", nargs="+", type=Path)
         imp.add_argument("--errors-csv", type=Path, help="誤りの一覧を CSV に書き出します")
         imp.add_argument("--actor", default="cli", help="取込者として記録する名前")
 
-    def handle(self, *args, **options):  # noqa: ANN002, ANN003
+    def handle(self, *args, **options):
         if options["action"] == "import":
             missing = [str(p) for p in options["files"] if not p.is_file()]
             if missing:

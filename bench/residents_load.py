@@ -1,0 +1,193 @@
+"""Full load of N residents: our import vs a raw bulk insert of the same rows.
+
+    uv run python bench/residents_load.py --rows 1000000 --db sqlite postgres
+
+For each database: a fresh schema, then
+  1. our import (`kenshin residents import` path: hash, encoding detection, parse, validate,
+     normalise, write, search indexes rebuilt) of the feed file, with its peak memory;
+  2. the same rows read back from the table, the table emptied, and written again with the
+     raw method of reference/perf-limits.md §A (COPY on PostgreSQL, one executemany in one
+     transaction on SQLite) into the table without its search indexes;
+  3. building the search indexes after the raw insert.
+It prints the figures and the ratios ours / raw and ours / (raw + indexes). The feed file is
+the demo city's full-load file (deterministic), generated once under bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PG_URL = os.environ.get("KENSHIN_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/kenshin_bench")
+
+
+def feed_file(rows: int) -> Path:
+    """The demo city's full-load file for `rows` residents (generated once, then reused)."""
+    target = OUT / f"city-{rows}"
+    found = sorted(target.glob("01-resident-full-*.csv"))
+    if found:
+        return found[0]
+    sys.path.insert(0, str(ROOT / "src"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kenshin.settings")
+    os.environ.setdefault("KENSHIN_ALLOW_DEV_SECRET", "1")
+    import django
+
+    django.setup()
+    from datetime import date
+
+    from kenshin.demo.city import generate_city
+
+    started = time.perf_counter()
+    paths = generate_city(
+        target, residents=rows, seed=1, base_date=date(2023, 4, 1), end_date=date(2023, 4, 1)
+    )
+    print(f"generated {rows:,} residents in {time.perf_counter() - started:.1f} s", flush=True)
+    return next(p for p in paths if p.name.startswith("01-resident-full"))
+
+
+def child(db: str, path: Path) -> dict:
+    """Run in a fresh process per database so that peak memory is the import's own."""
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    from django.db import connection, transaction
+
+    from kenshin.core import clock
+    from kenshin.core.bulk import bulk_insert
+    from kenshin.residents import actions
+    from kenshin.residents.models import ResidentVersion
+
+    call_command("migrate", verbosity=0)
+    ResidentVersion.objects.all().delete() if connection.vendor == "sqlite" else None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as c:
+            c.execute("TRUNCATE residents_residentversion, residents_feedimport CASCADE")
+
+    from datetime import date
+
+    with clock.frozen(date(2026, 11, 26)):
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        report = actions.import_feed_file(path, actor="bench")
+        ours = time.perf_counter() - t0
+        peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert report.ok, [str(e) for e in report.errors[:5]]
+    n = report.inserted
+
+    fields = actions.VERSION_FIELDS
+    cols = ", ".join(ResidentVersion._meta.get_field(f).column for f in fields)
+    with connection.cursor() as c:
+        c.execute(f"SELECT {cols} FROM residents_residentversion ORDER BY id")
+        rows = c.fetchall()
+    with transaction.atomic():
+        with connection.cursor() as c:
+            if connection.vendor == "postgresql":
+                c.execute("TRUNCATE residents_residentversion")
+            else:
+                c.execute("DELETE FROM residents_residentversion")
+        actions._drop_search_indexes()
+    if connection.vendor == "sqlite":
+        with connection.cursor() as c:
+            c.execute("VACUUM")
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        bulk_insert(ResidentVersion, fields, rows)
+    raw = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        actions._create_search_indexes()
+    indexes = time.perf_counter() - t0
+    return {
+        "db": db,
+        "rows": n,
+        "ours_s": ours,
+        "raw_s": raw,
+        "index_s": indexes,
+        "peak_rss_mib": peak_kib / 1024,
+        "rss_before_mib": rss_before / 1024,
+        "file_mib": path.stat().st_size / 2**20,
+        "encoding": report.encoding,
+    }
+
+
+def run_child(db: str, path: Path) -> dict:
+    env = dict(
+        os.environ,
+        KENSHIN_ALLOW_DEV_SECRET="1",
+        DJANGO_SETTINGS_MODULE="kenshin.settings",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    if db == "postgres":
+        env["DATABASE_URL"] = PG_URL
+        _ensure_pg_database()
+    else:
+        env.pop("DATABASE_URL", None)
+        env["KENSHIN_VAR_DIR"] = str(OUT / "sqlite")
+        for suffix in ("", "-wal", "-shm"):
+            (OUT / "sqlite" / f"kenshin.sqlite3{suffix}").unlink(missing_ok=True)
+        (OUT / "sqlite").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", db, "--file", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout + proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ensure_pg_database() -> None:
+    import psycopg
+
+    admin = PG_URL.rsplit("/", 1)[0] + "/postgres"
+    name = PG_URL.rsplit("/", 1)[1]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--child")
+    parser.add_argument("--file", type=Path)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.file)))
+        return
+    path = args.file or feed_file(args.rows)
+    print(f"feed file: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    header = (
+        f"{'db':<9}{'rows':>10}{'ours s':>9}{'rows/s':>10}{'raw s':>8}{'raw rows/s':>12}"
+        f"{'idx s':>7}{'ours/raw':>10}{'ours/(raw+idx)':>16}{'peak MiB':>10}"
+    )
+    results = []
+    for db in args.db:
+        for _ in range(args.runs):
+            r = run_child(db, path)
+            results.append(r)
+            print(header if len(results) == 1 else "", end="\n" if len(results) == 1 else "")
+            print(
+                f"{r['db']:<9}{r['rows']:>10,}{r['ours_s']:>9.2f}{r['rows'] / r['ours_s']:>10,.0f}"
+                f"{r['raw_s']:>8.2f}{r['rows'] / r['raw_s']:>12,.0f}{r['index_s']:>7.2f}"
+                f"{r['ours_s'] / r['raw_s']:>10.2f}{r['ours_s'] / (r['raw_s'] + r['index_s']):>16.2f}"
+                f"{r['peak_rss_mib']:>10.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
