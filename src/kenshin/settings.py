@@ -82,6 +82,7 @@ TEMPLATES = [
 
 def _sqlite(name: str) -> dict:
     """An embedded SQLite database under var/, in WAL mode (readers never block the writer)."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(VAR_DIR / f"{name}.sqlite3"),

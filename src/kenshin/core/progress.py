@@ -20,6 +20,7 @@ class ProgressLine:
         self.interval = interval
         self.started = time.monotonic()
         self._last = 0.0
+        self._printed = False
         self._tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
         if not self._tty:
             self.interval = max(interval, 5.0)
@@ -29,17 +30,18 @@ class ProgressLine:
         if self.stream is None:
             return
         now = time.monotonic()
-        if now - self._last < self.interval:
+        if now - self._last < self.interval or (not self._printed and now - self.started < 1.0):
             return
         self._last = now
         self._emit(done, rows, final=False)
 
     def finish(self, rows: int) -> None:
-        """Print the final line (100 %) and end it with a newline."""
-        if self.stream is not None:
+        """Print the final line (100 %) if any line was shown (quick work needs no bar)."""
+        if self.stream is not None and self._printed:
             self._emit(self.total, rows, final=True)
 
     def _emit(self, done: int, rows: int, *, final: bool) -> None:
+        self._printed = True
         elapsed = max(time.monotonic() - self.started, 1e-9)
         pct = min(100, int(done * 100 / self.total))
         line = f"{self.label} {pct:3d}% {rows:,}行 ({rows / elapsed:,.0f}行/秒, {elapsed:.1f}秒)"

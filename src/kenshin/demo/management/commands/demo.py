@@ -1,0 +1,62 @@
+"""`kenshin demo setup` — the demo city and demo accounts, for the README's demo command.
+
+Only meaningful with KENSHIN_DEMO=1: it creates accounts with printed passwords, which no
+real installation may have.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from kenshin.accounts import services as accounts
+from kenshin.residents import services as residents
+
+DEMO_ACCOUNTS = (
+    ("hokenshi", "保健師 山本（デモ）", False),
+    ("jimu", "事務 佐々木（デモ）", False),
+    ("kanri", "システム管理者（デモ）", True),
+)
+BASE_DATE = date(2023, 4, 1)
+END_DATE = date(2026, 10, 31)
+
+
+class Command(BaseCommand):
+    help = "デモの街（合成データ）とデモ用アカウントを用意します（KENSHIN_DEMO=1 のときだけ）"
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        setup = sub.add_parser(
+            "setup", help="デモの街を生成して取り込み、デモ用アカウントを作ります"
+        )
+        setup.add_argument("--residents", type=int, default=20_000)
+        setup.add_argument("--seed", type=int, default=1)
+
+    def handle(self, *args, **options):
+        if not settings.DEMO_MODE:
+            raise CommandError("デモ用のコマンドです。KENSHIN_DEMO=1 のときだけ使えます")
+        counts = residents.count_current()
+        if counts:
+            total = sum(counts.values())
+            self.stdout.write(f"デモの街は用意済みです（住民記録 {total:,} 人）。生成を省きます。")
+        else:
+            self._build_city(options["residents"], options["seed"])
+        self.stdout.write("")
+        self.stdout.write("デモ用アカウント（パスワードは起動のたびに新しく発行します）:")
+        for username, display, admin in DEMO_ACCOUNTS:
+            password = accounts.ensure_demo_user(username, display, is_superuser=admin)
+            self.stdout.write(f"  利用者ID {username:<10} パスワード {password}   {display}")
+        self.stdout.write("")
+
+    def _build_city(self, n: int, seed: int) -> None:
+        from kenshin.demo.city import generate_city
+
+        out = settings.VAR_DIR / "demo" / f"feed-{n}-{seed}"
+        self.stdout.write(f"住民 {n:,} 人のデモの街を生成しています（seed {seed}）…")
+        paths = generate_city(out, residents=n, seed=seed, base_date=BASE_DATE, end_date=END_DATE)
+        self.stdout.write(f"{len(paths)} 個の住民記録ファイルを取り込みます…")
+        reports = residents.import_feed_files(paths, stdout=self.stdout, actor="demo")
+        if any(r.errors for r in reports):
+            raise CommandError("デモの街の取り込みに失敗しました")
