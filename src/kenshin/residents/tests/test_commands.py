@@ -48,3 +48,23 @@ def test_import_stops_at_the_first_bad_file(feed_file):
 def test_missing_file_is_reported_in_japanese(tmp_path):
     with pytest.raises(CommandError, match="ファイルがありません"):
         call_command("residents", "import", str(tmp_path / "nothing.csv"))
+
+
+def test_documented_samples_import_cleanly():
+    """docs/formats/samples must stay valid examples of the documented format."""
+    from django.conf import settings
+
+    samples = settings.PROJECT_DIR / "docs" / "formats" / "samples"
+    out = io.StringIO()
+    call_command(
+        "residents",
+        "import",
+        str(samples / "resident-full.csv"),
+        str(samples / "resident-diff.csv"),
+        str(samples / "fiscal-categories.csv"),
+        stdout=out,
+    )
+    assert "resident-diff.csv: 住民記録（異動） 6行 — 新規 2、変更 4" in out.getvalue()
+    baby = services.get_resident("1347713002")
+    assert baby.name == "髙橋　陽菜" and baby.change_kind == "birth"
+    assert services.get_resident("1347712787").status == "moved_out"

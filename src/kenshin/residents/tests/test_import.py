@@ -355,3 +355,25 @@ def test_large_full_load_rebuilds_indexes_and_searches_work(feed_file, monkeypat
     found = services.search_residents(kana="ヤマダ　ハ", birth_date="1985-04-01")
     assert len(found) == 50  # capped at the page size
     assert all(r.name_kana == "ヤマダ　ハナコ" for r in found)
+
+
+def test_feed_provenance_is_complete(feed_file, category_file):
+    """feed has no database constraint (bulk-load cost): the application keeps the invariant."""
+    run(feed_file([person()]))
+    run(
+        feed_file(
+            [
+                person(
+                    異動区分="31",
+                    異動日="2024-05-01",
+                    届出日="2024-05-01",
+                    住所="広島県呉市広本町1-1",
+                )
+            ]
+        )
+    )
+    run(category_file([["2025", "1000000001", "1", "1"]]))
+    feeds = FeedImport.objects.values("pk")
+    assert ResidentVersion.objects.count() == 2
+    assert not ResidentVersion.objects.exclude(feed_id__in=feeds).exists()
+    assert not FiscalCategory.objects.exclude(feed_id__in=feeds).exists()
