@@ -44,7 +44,11 @@ def child(queries: int) -> dict:
 
     rng = random.Random(20261126)
     total = ResidentVersion.objects.filter(valid_to__isnull=True).count()
-    ids = list(ResidentVersion.objects.filter(valid_to__isnull=True).values_list("pk", flat=True))
+    ids = list(
+        ResidentVersion.objects.filter(valid_to__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     picks = rng.sample(ids, queries + 100)
     people = {
         pk: (kana, birth)

@@ -211,7 +211,8 @@ def _import_residents(
     rows = iter(stream)
     first = next(rows, None)
     if first is None:
-        _add_error(report, FeedError(2, "", "データ行がありません"))
+        # A day without 異動 still produces a file: header only, nothing to apply.
+        feed.kind = FeedKind.RESIDENT_DIFF
         return
     is_full = first[0].strip() == "00"
     feed.kind = FeedKind.RESIDENT_FULL if is_full else FeedKind.RESIDENT_DIFF

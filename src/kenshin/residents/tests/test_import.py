@@ -377,3 +377,9 @@ def test_feed_provenance_is_complete(feed_file, category_file):
     assert ResidentVersion.objects.count() == 2
     assert not ResidentVersion.objects.exclude(feed_id__in=feeds).exists()
     assert not FiscalCategory.objects.exclude(feed_id__in=feeds).exists()
+
+
+def test_header_only_diff_file_is_a_day_without_changes(feed_file):
+    report = run(feed_file([]))
+    assert report.ok
+    assert (report.kind, report.rows) == ("resident_diff", 0)

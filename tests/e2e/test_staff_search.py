@@ -1,0 +1,80 @@
+"""The daily flow in a real browser: log in, find a resident by kana prefix + birth date, open
+the person page. Runs Debian's chromium through Playwright (scripts/test installs it)."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from kenshin.core import clock
+from kenshin.core.wareki import to_wareki
+from kenshin.demo.city import generate_city
+from kenshin.residents import services
+
+# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls while one
+# runs unless told that this (test-only) thread is safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = os.environ.get("KENSHIN_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "e2e-correct-horse-battery"  # a throwaway test account
+
+
+@pytest.fixture
+def small_city(tmp_path: Path) -> dict:
+    with clock.frozen(date(2026, 11, 26)):
+        paths = generate_city(
+            tmp_path / "feed", residents=300, seed=3, base_date=date(2023, 4, 1),
+            end_date=date(2023, 7, 31),
+        )  # fmt: skip
+        reports = services.import_feed_files(paths, stdout=None, actor="e2e")
+    assert all(r.ok for r in reports), [str(e) for r in reports for e in r.errors][:5]
+    person = next(services.register_as_of(date(2023, 7, 31)))
+    return person
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_finds_a_resident_by_kana_prefix_and_birth_date(
+    live_server, settings, django_user_model, small_city, tmp_path
+):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False  # plain http here
+    django_user_model.objects.create_user("hokenshi", password=PASSWORD)
+    person = small_city
+    kana_prefix = person["name_kana"][:2]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="ja-JP")
+        page.goto(f"{live_server.url}/residents/")
+        expect(page).to_have_url(re.compile(r"/login/"))
+        page.get_by_label("利用者ID").fill("hokenshi")
+        page.get_by_label("パスワード").fill(PASSWORD)
+        page.get_by_role("button", name="ログイン").click()
+
+        page.get_by_role("link", name="住民検索").first.click()
+        page.get_by_label("氏名カナ（前方一致）").fill(kana_prefix)
+        page.get_by_label("生年月日").fill(to_wareki(person["birth_date"]))
+        page.get_by_role("button", name="検索").click()
+        expect(page.get_by_role("heading", name=re.compile("検索結果"))).to_be_visible()
+        row = page.get_by_role("row").filter(has_text=person["name"])
+        expect(row).to_have_count(1)
+
+        row.get_by_role("link").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(person["name"])
+        expect(page.get_by_role("heading", name="異動履歴")).to_be_visible()
+        assert person["atena_no"] not in page.url  # no personal data in URLs
+        page.screenshot(path=str(tmp_path / "person.png"), full_page=True)
+        browser.close()
