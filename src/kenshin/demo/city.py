@@ -33,28 +33,13 @@ from faker import Faker
 
 from kenshin.core.fiscal import fiscal_year_of
 from kenshin.demo import tables as T
+from kenshin.residents.services import CATEGORY_FEED_HEADER, RESIDENT_FEED_HEADER
 
 __all__ = ["FEED_HEADER", "FISCAL_HEADER", "generate_city"]
 
-FEED_HEADER = (
-    "異動区分",
-    "異動日",
-    "届出日",
-    "宛名番号",
-    "氏名",
-    "氏名カナ",
-    "性別",
-    "生年月日",
-    "郵便番号",
-    "住所",
-    "方書",
-    "電話番号",
-    "世帯番号",
-    "続柄",
-    "世帯主氏名",
-    "住民状態",
-)
-FISCAL_HEADER = ("年度", "宛名番号", "保険区分", "課税区分")
+# The feed format is the residents app's; the demo writes exactly what a city would send.
+FEED_HEADER = RESIDENT_FEED_HEADER
+FISCAL_HEADER = CATEGORY_FEED_HEADER
 
 DEFAULT_END = date(2026, 10, 31)
 _T = TypeVar("_T")

@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
+from kenshin.residents import rules
 from kenshin.residents.actions import ImportReport, import_feed_file
 from kenshin.residents.models import (
     ChangeKind,
@@ -28,6 +29,10 @@ from kenshin.residents.models import (
     Sex,
     TaxCategory,
 )
+
+# The feed format's header lines, for whoever writes feed files (the demo city, tests).
+RESIDENT_FEED_HEADER: tuple[str, ...] = rules.RESIDENT_HEADER
+CATEGORY_FEED_HEADER: tuple[str, ...] = rules.CATEGORY_HEADER
 
 SEARCH_LIMIT = 50
 MAX_ERRORS_SHOWN = 50
