@@ -23,7 +23,10 @@ _secret = os.environ.get("KENSHIN_SECRET_KEY")
 if not _secret:
     _dev = DEBUG or DEMO_MODE or "pytest" in sys.modules
     if not (_dev or os.environ.get("KENSHIN_ALLOW_DEV_SECRET") == "1"):
-        raise RuntimeError("KENSHIN_SECRET_KEY must be set outside demo/development mode")
+        raise RuntimeError(
+            "KENSHIN_SECRET_KEY を設定してください（本番の必須設定。docs/operations.md）。"
+            "デモは scripts/demo、開発中の一時利用は KENSHIN_DEBUG=1 で起動できます。"
+        )
     _secret = "dev-only-insecure-key-not-for-production"  # noqa: S105  # nosec B105 - demo/test only
 SECRET_KEY = _secret
 
