@@ -46,7 +46,8 @@ Rules
       becomes the prolonged sound mark ー (U+30FC), one for one.
     * Whitespace as in ``normalize_name``; controls removed.
     * ``is_kana_name`` accepts a normalised value made only of katakana
-      U+30A1–U+30FA, ー, ヽ, ヾ and U+3000.  The middle dot ・ is not accepted.
+      U+30A1–U+30FA, ー, ヽ, ヾ, U+3000 and, after the first character, the middle
+      dot ・ that registers write between the parts of foreign names (スミス・ジョン).
 
 ``kana_search_key``:
     ``normalize_kana``, remove spaces, then fold small kana to large
@@ -192,7 +193,8 @@ def normalize_name(s: str) -> str:
 
 _KATAKANA = "\u30a1-\u30fa\u30fc-\u30fe"  # ァ…ヺ, ー, ヽ, ヾ
 _KANA_CLEAN = re.compile(f"[{_KATAKANA}]+(?:\u3000[{_KATAKANA}]+)*")
-_KANA_NAME = re.compile(f"\u3000*[{_KATAKANA}][{_KATAKANA}\u3000]*")
+# The middle dot ・ separates the parts of foreign names (スミス・ジョン) in registers.
+_KANA_NAME = re.compile(f"\u3000*[{_KATAKANA}][{_KATAKANA}\u3000\u30fb]*")
 
 # Before NFKC: drop controls; spacing ゛゜ become combining marks so NFKC composes them
 # with the preceding kana (NFKC alone would turn ゛ into a space + combining mark).
@@ -268,6 +270,9 @@ def kana_search_key(s: str) -> str:
     Voiced marks are kept (ガ ≠ カ).  Prefix search:
     ``key >= p AND key < p + "\\uffff"`` with ``p = kana_search_key(prefix)``.
     """
+    if "・" in s or "･" in s:
+        # The middle dot separates name parts like a space does: スミス・ジョン ≡ スミス　ジョン.
+        s = s.replace("・", _IDEOGRAPHIC_SPACE).replace("･", _IDEOGRAPHIC_SPACE)
     if _KANA_CLEAN.fullmatch(s) is not None:
         t = s.replace(_IDEOGRAPHIC_SPACE, "")
     else:

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TextIO
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 
 from kenshin.core import clock
 from kenshin.core.bulk import bulk_insert
 from kenshin.core.progress import ProgressLine
+from kenshin.core.text import normalize_digits
 from kenshin.residents import rules
 from kenshin.residents.feed import FileFacts, RowStream, feed_kind_of, inspect_file
 from kenshin.residents.models import FeedImport, FeedKind, FiscalCategory, ResidentVersion
@@ -137,6 +138,7 @@ def import_feed_file(
             return report
         try:
             with transaction.atomic():
+                _serialise_imports(mc)
                 feed = FeedImport.objects.create(
                     municipality_code=mc,
                     sha256=facts.sha256,
@@ -174,6 +176,12 @@ def import_feed_file(
                     "UTF-8 または CP932 で保存し直してください",
                 )
             )
+        except DataError:
+            # Validation bounds every value; this is a last line of defence. The database's
+            # message would quote the value (personal data), so it is not passed on.
+            report.errors.append(
+                FeedError(stream.row, "", "データベースに書き込めない値があります（桁あふれなど）")
+            )
         except IntegrityError:
             # Another process committed the same file between our check and our insert.
             if FeedImport.objects.filter(municipality_code=mc, sha256=facts.sha256).exists():
@@ -183,6 +191,19 @@ def import_feed_file(
     progress.finish(report.rows)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _serialise_imports(mc: str) -> None:
+    """One import per municipality at a time: each reads timelines that the other writes.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the IMMEDIATE transaction mode
+    (settings) already takes the single write lock at BEGIN.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"kenshin.residents.import.{mc}"]
+            )
 
 
 def _add_error(report: ImportReport, error: FeedError) -> None:
@@ -214,7 +235,7 @@ def _import_residents(
         # A day without 異動 still produces a file: header only, nothing to apply.
         feed.kind = FeedKind.RESIDENT_DIFF
         return
-    is_full = first[0].strip() == "00"
+    is_full = normalize_digits(first[0]) == "00"
     feed.kind = FeedKind.RESIDENT_FULL if is_full else FeedKind.RESIDENT_DIFF
 
     def all_rows():
@@ -415,34 +436,36 @@ def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:
         if any(v.valid_from == eff and v.kind == rec[KIND] and v.attrs == attrs for v in timeline):
             report.unchanged += 1  # the same 異動 arrived before (e.g. re-sent in another file)
             continue
-        prior = None
-        nxt = None
-        for v in timeline:
-            if v.valid_from <= eff:
-                prior = v
-            elif nxt is None:
-                nxt = v
-        if timeline and prior is None:
+        # Rows are applied in date order, so the person's latest version is the state just
+        # before this 異動. A row dated before it would rewrite history under later versions
+        # that do not know of it (a late 転出 under a later 住所変更 would leave the person
+        # 住民): such rows are refused, and the register office sends a 職権修正 instead.
+        prior = timeline[-1] if timeline else None
+        if prior is not None and eff < prior.valid_from:
             _add_error(
                 report,
                 FeedError(
-                    row, "異動日", f"この人の最初の記録（{timeline[0].valid_from}）より前の異動です"
+                    row,
+                    "異動日",
+                    f"この方には{prior.valid_from}付けの異動が既に登録されています。"
+                    "それより前の日付の異動は取り込めません（住基から職権修正として送ってください）",
                 ),
             )
             continue
-        err = rules.check_transition(rec[KIND], prior.status if prior else None, row, atena)
+        err = rules.check_transition(
+            rec[KIND], prior.status if prior else None, rec[rules.STATUS], row, atena
+        )
         if err is not None:
             _add_error(report, err)
             continue
-        if prior is not None and (prior.valid_to is None or prior.valid_to > eff):
+        if prior is not None:
             prior.valid_to = eff
             prior.dirty = True
         version = _Version(
-            None, eff, nxt.valid_from if nxt else None, rec[KIND], rec[rules.STATUS], attrs,
+            None, eff, None, rec[KIND], rec[rules.STATUS], attrs,
             row=(mc, atena, eff, None, rec[KIND], rec[RECEIPT], *rec[4:], feed.pk, row),
         )  # fmt: skip
         timeline.append(version)
-        timeline.sort(key=lambda v: v.valid_from)
         if prior is None:
             report.inserted += 1
         else:

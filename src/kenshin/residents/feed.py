@@ -60,7 +60,9 @@ def inspect_file(path: Path) -> FileFacts:
     else:
         encoding = "cp932"
     bad_line = None
-    if encoding == "cp932":
+    if encoding == "utf-8-sig" and not utf8_ok:
+        bad_line = _first_undecodable_line(path, "utf-8")  # a BOM says UTF-8: believe it
+    elif encoding == "cp932":
         cp932_bad = _first_undecodable_line(path, "cp932")
         if cp932_bad is not None:
             # Neither decodes: the encoding that reads further is most likely the intended
@@ -132,10 +134,14 @@ class RowStream:
 
 
 def feed_kind_of(header: list[str]) -> str | None:
-    """'resident' or 'categories' from the header line, or None if it is neither."""
-    cleaned = tuple(c.strip() for c in header)
-    if cleaned[:1] == RESIDENT_HEADER[:1]:
-        return "resident"
-    if cleaned[:1] == CATEGORY_HEADER[:1]:
-        return "categories"
-    return None
+    """'resident' or 'categories' from the header line (the closer match), or None if empty."""
+    cleaned = [c.strip() for c in header]
+    if not cleaned:
+        return None
+
+    def score(expected: tuple[str, ...]) -> int:
+        return sum(a == b for a, b in zip(cleaned, expected, strict=False)) - abs(
+            len(cleaned) - len(expected)
+        )
+
+    return "categories" if score(CATEGORY_HEADER) > score(RESIDENT_HEADER) else "resident"

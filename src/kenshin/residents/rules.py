@@ -146,8 +146,10 @@ def _value(col: str, value: str) -> str:
 # error messages. tests/test_rules.py proves both paths give the same result.
 _CLEAN_TEXT = (
     r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069"
-    r"\ufeff\u3099\u309a\uff01-\uff5e\uffe0-\uffe6\uff61-\uff9f]"
+    r"\ufeff\u3099\u309a\uff01-\uff5e\uffe0-\uffe6\uff61-\uff9f\ue000-\uf8ff\U000f0000-\U0010ffff]"
 )
+# 外字 arrive from CP932 as private-use characters: they print as garbage on letters.
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
 _CLEAN_NAME = _CLEAN_TEXT + r"+(?:\u3000" + _CLEAN_TEXT + r"+)*"
 _KATAKANA = r"[\u30a1-\u30fa\u30fc-\u30fe]"
 _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -182,7 +184,7 @@ def _row_pattern(text: str, kana: str) -> re.Pattern[str]:
 # Every cell already in stored form: every normaliser would return its input unchanged.
 _CLEAN_ROW = _row_pattern(_CLEAN_NAME, _KATAKANA + r"+(?:\u3000" + _KATAKANA + r"+)*")
 # Codes, dates and numbers clean; the text cells (names, kana, address) still to normalise.
-_CODED_ROW = _row_pattern(r"[^\x1f]+", r"[^\x1f]+")
+_CODED_ROW = _row_pattern(r"[^\x1f\ue000-\uf8ff\U000f0000-\U0010ffff]+", r"[^\x1f]+")
 _fromiso = date.fromisoformat
 
 
@@ -226,9 +228,11 @@ def parse_resident_row(
         and len(addr) <= MAX_ADDRESS
         and len(annex) <= MAX_NAME
         and len(rel) <= 20
+        and len(head) <= MAX_NAME
     ):
         return (
-            kind, eff, rcpt, atena, name, kana, kana_search_key(kana), name_search_key(name),
+            kind, eff, rcpt, atena, name, kana, kana_search_key(kana),
+            name_search_key(name)[:MAX_NAME],
             1 if sex == "1" else 2, birth, postal.replace("-", ""), addr, annex, phone, hh,
             rel, head, status_v,
         )  # fmt: skip
@@ -275,7 +279,8 @@ def parse_resident_row_full(
         status,
     ) = cells
 
-    kind = CHANGE_CODES.get(code.strip())
+    code, sex, status = normalize_digits(code), normalize_digits(sex), normalize_digits(status)
+    kind = CHANGE_CODES.get(code)
     if kind is None:
         errors.append(
             FeedError(
@@ -328,7 +333,7 @@ def parse_resident_row_full(
     elif len(kana_n) > MAX_NAME:
         errors.append(FeedError(row, "氏名カナ", f"{MAX_NAME}文字を超えています"))
 
-    sex_v = SEX_CODES.get(sex.strip())
+    sex_v = SEX_CODES.get(sex)
     if sex_v is None:
         errors.append(
             FeedError(row, "性別", f"「{sex}」は定義されていないコードです（1 男、2 女）")
@@ -358,8 +363,24 @@ def parse_resident_row_full(
     head_n = normalize_name(head)
     if not head_n:
         errors.append(FeedError(row, "世帯主氏名", "必須項目が空です"))
+    elif len(head_n) > MAX_NAME:
+        errors.append(FeedError(row, "世帯主氏名", f"{MAX_NAME}文字を超えています"))
+    for col, value in (
+        ("氏名", name_n),
+        ("住所", addr_n),
+        ("方書", annex_n),
+        ("世帯主氏名", head_n),
+    ):
+        if _PRIVATE_USE.search(value):
+            errors.append(
+                FeedError(
+                    row,
+                    col,
+                    "外字（私用領域の文字）が含まれています。住基側で標準の文字に置き換えてください",
+                )
+            )
 
-    status_v = STATUS_CODES.get(status.strip())
+    status_v = STATUS_CODES.get(status)
     if status_v is None:
         errors.append(
             FeedError(
@@ -381,7 +402,7 @@ def parse_resident_row_full(
         return None
     return (
         kind, eff_iso, rcpt_iso, atena_no, name_n, kana_n, kana_search_key(kana_n),
-        name_search_key(name_n), sex_v, birth_iso, postal_n, addr_n, annex_n, phone_n,
+        name_search_key(name_n)[:MAX_NAME], sex_v, birth_iso, postal_n, addr_n, annex_n, phone_n,
         household_no, rel_n, head_n, status_v,
     )  # fmt: skip
 
@@ -418,7 +439,7 @@ def parse_category_row(
         )
         return None
     n_before = len(errors)
-    fy_s, atena, ins, tax = (c.strip() for c in cells)
+    fy_s, atena, ins, tax = (normalize_digits(c) for c in cells)
     fy = _digits(fy_s, 4, 4)
     if fy is None or not 2000 <= int(fy) <= 2100:
         errors.append(FeedError(row, "年度", f"「{fy_s}」は西暦4桁の年度ではありません"))
@@ -448,33 +469,55 @@ def parse_category_row(
     return int(fy), atena_no, ins_v, tax_v  # type: ignore[arg-type]
 
 
-def check_transition(
-    kind: str, current_status: str | None, row: int, atena_no: str
-) -> FeedError | None:
-    """Is this 異動 possible for a person whose status just before it is `current_status`?
+# Which 住民状態 a person must have just before each 異動 (None: not in the register).
+_ALLOWED_BEFORE = {
+    "move_in": {None, "moved_out", "non_resident"},
+    "birth": {None},
+    "move_out": {"resident"},
+    "death": {"resident", "non_resident"},
+    "name_change": {"resident", "non_resident"},
+    "address_change": {"resident", "non_resident"},
+    "household_change": {"resident", "non_resident"},
+    # A 職権修正 may correct anything, including a wrongly recorded 転出 or 死亡.
+    "official_correction": {"resident", "moved_out", "deceased", "non_resident"},
+}
+# 異動 that change a record's details but never the person's 住民状態.
+_KEEP_STATUS = frozenset({"name_change", "address_change", "household_change"})
 
-    None means the person is unknown (not in the register, not earlier in the file).
+
+def check_transition(
+    kind: str, before: str | None, after: str, row: int, atena_no: str
+) -> FeedError | None:
+    """Can a person whose 住民状態 is `before` (None: unknown) undergo this 異動 and end `after`?
+
+    The rules of the 住民基本台帳: only a resident moves out; nobody comes back from 死亡
+    except by 職権修正; 氏名・住所・世帯の変更 leave the 住民状態 as it was.
     """
-    if current_status is None:
-        if kind in ("move_in", "birth", "full_load"):
-            return None
+    if before is None and kind not in ("move_in", "birth"):
         return FeedError(
             row,
             "宛名番号",
-            f"「{atena_no}」は住民記録にありません（転入・出生以外の異動は登録済みの人にだけ書けます）",
+            f"「{atena_no}」は住民記録にありません"
+            "（転入・出生以外の異動は、登録済みの方の分だけ取り込めます）",
         )
-    if kind == "birth":
+    if kind == "birth" and before is not None:
         return FeedError(
             row,
             "宛名番号",
             f"「{atena_no}」は既に登録されている宛名番号です（出生は新しい宛名番号で届きます）",
         )
-    if kind == "move_in" and current_status == "resident":
+    if before not in _ALLOWED_BEFORE[kind]:
+        label = STATUS_LABELS[before]  # type: ignore[index]
+        if kind == "move_in" and before == "resident":
+            detail = "既に住民として登録されています（転入は取り込めません）"
+        else:
+            detail = f"「{label}」の方には{_KIND_LABELS[kind]}の異動を取り込めません"
+        return FeedError(row, "宛名番号", f"「{atena_no}」は{detail}")
+    if kind in _KEEP_STATUS and after != before:
         return FeedError(
-            row, "宛名番号", f"「{atena_no}」は既に住民として登録されています（転入できません）"
-        )
-    if kind == "move_in" and current_status == "deceased":
-        return FeedError(
-            row, "宛名番号", f"「{atena_no}」は死亡として登録されています（転入できません）"
+            row,
+            "住民状態",
+            f"{_KIND_LABELS[kind]}では住民状態は変わりません"
+            f"（異動前は「{STATUS_LABELS[before]}」です）",  # type: ignore[index]
         )
     return None

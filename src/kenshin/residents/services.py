@@ -36,7 +36,8 @@ CATEGORY_FEED_HEADER: tuple[str, ...] = rules.CATEGORY_HEADER
 
 SEARCH_LIMIT = 50
 MAX_ERRORS_SHOWN = 50
-_KANA_END = "\uffff"
+# Upper bound of a prefix range: above every character, astral kanji (𠀋, 𡈽 …) included.
+_KEY_END = "\U0010ffff"
 
 
 class SearchRejected(ValueError):
@@ -167,9 +168,9 @@ def search_residents(
             )
         qs = qs.filter(birth_date=birth_date)
         if kana_key:
-            qs = qs.filter(kana_key__gte=kana_key, kana_key__lt=kana_key + _KANA_END)
+            qs = qs.filter(kana_key__gte=kana_key, kana_key__lt=kana_key + _KEY_END)
         if name_key:
-            qs = qs.filter(name_key__gte=name_key, name_key__lt=name_key + _KANA_END)
+            qs = qs.filter(name_key__gte=name_key, name_key__lt=name_key + _KEY_END)
     return [_record(v) for v in qs.order_by("kana_key", "atena_no").values(*_RECORD_FIELDS)[:limit]]
 
 

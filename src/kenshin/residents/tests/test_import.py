@@ -140,7 +140,7 @@ def test_change_for_unknown_person_is_rejected(feed_file):
         )
     )
     assert messages(report) == [
-        "2行目 宛名番号: 「1000000099」は住民記録にありません（転入・出生以外の異動は登録済みの人にだけ書けます）"
+        "2行目 宛名番号: 「1000000099」は住民記録にありません（転入・出生以外の異動は、登録済みの方の分だけ取り込めます）"
     ]
     assert versions() == 1
 
@@ -220,7 +220,7 @@ def test_move_in_of_a_current_resident_is_rejected(feed_file):
     run(feed_file([person()]))
     report = run(feed_file([person(異動区分="10", 異動日="2024-05-01", 届出日="2024-05-01")]))
     assert messages(report) == [
-        "2行目 宛名番号: 「1000000001」は既に住民として登録されています（転入できません）"
+        "2行目 宛名番号: 「1000000001」は既に住民として登録されています（転入は取り込めません）"
     ]
 
 
@@ -383,3 +383,130 @@ def test_header_only_diff_file_is_a_day_without_changes(feed_file):
     report = run(feed_file([]))
     assert report.ok
     assert (report.kind, report.rows) == ("resident_diff", 0)
+
+
+def test_late_change_under_a_later_version_is_refused(feed_file):
+    """A 転出 dated before an already registered 住所変更 would leave the person 住民."""
+    run(feed_file([person()]))
+    run(
+        feed_file(
+            [
+                person(
+                    異動区分="31",
+                    異動日="2024-08-01",
+                    届出日="2024-08-01",
+                    住所="広島県呉市広本町1-1",
+                )
+            ]
+        )
+    )
+    late = person(
+        異動区分="20",
+        異動日="2024-06-01",
+        届出日="2024-08-05",
+        住所="広島県呉市広本町1-1",
+        住民状態="2",
+    )
+    report = run(feed_file([late]))
+    assert messages(report) == [
+        "2行目 異動日: この方には2024-08-01付けの異動が既に登録されています。"
+        "それより前の日付の異動は取り込めません（住基から職権修正として送ってください）"
+    ]
+    assert services.get_resident("1000000001").status == "resident"
+
+
+def test_dead_person_cannot_come_back_by_address_change(feed_file):
+    run(feed_file([person()]))
+    run(feed_file([person(異動区分="21", 異動日="2024-05-01", 届出日="2024-05-02", 住民状態="3")]))
+    report = run(
+        feed_file(
+            [
+                person(
+                    異動区分="31",
+                    異動日="2024-06-01",
+                    届出日="2024-06-01",
+                    住所="広島県呉市広本町1-1",
+                )
+            ]
+        )
+    )
+    assert messages(report) == [
+        "2行目 宛名番号: 「1000000001」は「死亡」の方には住所変更の異動を取り込めません"
+    ]
+    assert services.get_resident("1000000001").status == "deceased"
+
+
+def test_same_day_changes_apply_in_file_order(feed_file):
+    """Marriage: 氏名変更 then 住所変更 on the same day, in one file."""
+    run(feed_file([person(性別="2", 氏名="山田　花子", 氏名カナ="ヤマダ　ハナコ")]))
+    rename = person(
+        異動区分="30",
+        異動日="2024-06-01",
+        届出日="2024-06-01",
+        性別="2",
+        氏名="佐藤　花子",
+        氏名カナ="サトウ　ハナコ",
+    )
+    move = person(
+        異動区分="31",
+        異動日="2024-06-01",
+        届出日="2024-06-01",
+        性別="2",
+        氏名="佐藤　花子",
+        氏名カナ="サトウ　ハナコ",
+        住所="広島県呉市焼山中央1-1",
+    )
+    report = run(feed_file([rename, move]))
+    assert report.ok, messages(report)
+    current = services.get_resident("1000000001")
+    assert (current.name, current.address, current.change_kind) == (
+        "佐藤　花子",
+        "広島県呉市焼山中央1-1",
+        "address_change",
+    )
+
+
+def test_gaiji_private_use_characters_are_refused(feed_file):
+    report = run(feed_file([person(氏名="山田　\ue000郎")]))
+    assert messages(report) == [
+        "2行目 氏名: 外字（私用領域の文字）が含まれています。住基側で標準の文字に置き換えてください"
+    ]
+
+
+def test_overlong_household_head_name_is_a_row_error_not_a_crash(feed_file):
+    report = run(feed_file([person(世帯主氏名="山" * 101)]))
+    assert messages(report) == ["2行目 世帯主氏名: 100文字を超えています"]
+
+
+def test_name_key_is_capped_when_nfkc_expands(feed_file):
+    report = run(feed_file([person(氏名="㍿" * 40)]))  # each ㍿ becomes 株式会社 in the key
+    assert report.ok, messages(report)
+    assert services.get_resident("1000000001").name == "㍿" * 40
+
+
+def test_full_width_codes_are_accepted(feed_file):
+    report = run(feed_file([person(異動区分="００", 性別="２", 住民状態="１")]))
+    assert report.ok, messages(report)
+    assert services.get_resident("1000000001").sex == 2
+
+
+def test_bom_file_with_invalid_bytes_names_the_line(feed_file, tmp_path):
+    good = feed_file([person(宛名番号=f"10000000{i:02d}") for i in range(5)], encoding="utf-8-sig")
+    lines = good.read_bytes().split(b"\r\n")
+    lines[4] = lines[4].replace("山田".encode(), b"\x82\xa0")  # a CP932 byte pair inside UTF-8
+    bad = tmp_path / "bom-bad.csv"
+    bad.write_bytes(b"\r\n".join(lines))
+    report = run(bad)
+    assert [e.row for e in report.errors] == [5]
+    assert versions() == 0
+
+
+def test_category_file_with_a_typo_is_checked_against_the_category_layout(feed_file):
+    report = run(
+        feed_file(
+            [["2025", "1000000001", "1", "1"]], header=("年", "宛名番号", "保険区分", "課税区分")
+        )
+    )
+    assert messages(report) == [
+        "1行目: 見出し行が年度別区分ファイルの仕様と違います（1列目は「年度」が必要ですが「年」です）"
+    ]

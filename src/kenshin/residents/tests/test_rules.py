@@ -93,25 +93,68 @@ def test_header_error_for_wrong_column_count():
 
 
 @pytest.mark.parametrize(
-    ("kind", "status", "expected"),
+    ("kind", "before", "after", "expected"),
     [
-        ("move_in", None, None),
-        ("birth", None, None),
-        ("address_change", None, "は住民記録にありません"),
-        ("move_in", "resident", "は既に住民として登録されています"),
-        ("move_in", "moved_out", None),
-        ("move_in", "deceased", "は死亡として登録されています"),
-        ("birth", "resident", "は既に登録されている宛名番号です"),
-        ("death", "resident", None),
+        ("move_in", None, "resident", None),
+        ("birth", None, "resident", None),
+        (
+            "address_change",
+            None,
+            "resident",
+            "5行目 宛名番号: 「1000000001」は住民記録にありません（転入・出生以外の異動は、登録済みの方の分だけ取り込めます）",
+        ),
+        (
+            "move_in",
+            "resident",
+            "resident",
+            "5行目 宛名番号: 「1000000001」は既に住民として登録されています（転入は取り込めません）",
+        ),
+        ("move_in", "moved_out", "resident", None),
+        ("move_in", "non_resident", "resident", None),
+        (
+            "move_in",
+            "deceased",
+            "resident",
+            "5行目 宛名番号: 「1000000001」は「死亡」の方には転入の異動を取り込めません",
+        ),
+        (
+            "birth",
+            "resident",
+            "resident",
+            "5行目 宛名番号: 「1000000001」は既に登録されている宛名番号です（出生は新しい宛名番号で届きます）",
+        ),
+        ("death", "resident", "deceased", None),
+        (
+            "death",
+            "moved_out",
+            "deceased",
+            "5行目 宛名番号: 「1000000001」は「転出」の方には死亡の異動を取り込めません",
+        ),
+        (
+            "move_out",
+            "moved_out",
+            "moved_out",
+            "5行目 宛名番号: 「1000000001」は「転出」の方には転出の異動を取り込めません",
+        ),
+        (
+            "address_change",
+            "deceased",
+            "resident",
+            "5行目 宛名番号: 「1000000001」は「死亡」の方には住所変更の異動を取り込めません",
+        ),
+        (
+            "address_change",
+            "resident",
+            "moved_out",
+            "5行目 住民状態: 住所変更では住民状態は変わりません（異動前は「住民」です）",
+        ),
+        ("name_change", "non_resident", "non_resident", None),
+        ("official_correction", "deceased", "resident", None),
     ],
 )
-def test_transition_rules(kind, status, expected):
-    err = rules.check_transition(kind, status, 5, "1000000001")
-    if expected is None:
-        assert err is None
-    else:
-        assert expected in str(err)
-        assert str(err).startswith("5行目 宛名番号: 「1000000001」")
+def test_transition_rules(kind, before, after, expected):
+    err = rules.check_transition(kind, before, after, 5, "1000000001")
+    assert (str(err) if err else None) == expected
 
 
 def test_category_row_codes():

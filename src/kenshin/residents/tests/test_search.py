@@ -91,3 +91,19 @@ def test_kana_prefix_search_is_a_range_not_like(city):
     sql = ctx.captured_queries[0]["sql"].upper()
     assert " LIKE " not in sql
     assert "KANA_KEY" in sql and ">=" in sql and "<" in sql
+
+
+def test_kanji_prefix_finds_names_continuing_with_astral_kanji(feed_file):
+    rows = [person(氏名="山𠀋　太郎", 世帯主氏名="山𠀋　太郎")]
+    assert import_feed_file(feed_file(rows), actor="test").ok
+    assert [r.name for r in services.search_residents(name="山", birth_date="1985-04-01")] == [
+        "山𠀋　太郎"
+    ]
+
+
+def test_foreign_name_with_middle_dot_is_accepted_and_found(feed_file):
+    rows = [person(氏名="スミス　ジョン", 氏名カナ="スミス・ジョン", 世帯主氏名="スミス　ジョン")]
+    report = import_feed_file(feed_file(rows), actor="test")
+    assert report.ok, [str(e) for e in report.errors]
+    found = services.search_residents(kana="スミスジ", birth_date="1985-04-01")
+    assert [r.name_kana for r in found] == ["スミス・ジョン"]
