@@ -28,6 +28,7 @@ from kenshin.residents.models import FeedImport, FeedKind, FiscalCategory, Resid
 from kenshin.residents.rules import ATENA, ATTRS, KIND, RECEIPT, VALID_FROM, FeedError
 
 MAX_ERRORS = 1000
+ENCODING_LABELS = {"utf-8-sig": "UTF-8（BOM付き）", "utf-8": "UTF-8", "cp932": "CP932"}
 BATCH = 20_000
 # Above this size a full load into an empty register drops the search indexes and builds
 # them once at the end: building a btree from sorted input beats a million random inserts.
@@ -84,7 +85,7 @@ class ImportReport:
         text = (
             f"{self.file_name}: {label} {self.rows:,}行 — 新規 {self.inserted:,}、"
             f"変更 {self.changed:,}、変更なし {self.unchanged:,}"
-            f"（{self.encoding}、{self.seconds:.1f}秒）"
+            f"（{ENCODING_LABELS.get(self.encoding, self.encoding)}、{self.seconds:.1f}秒）"
         )
         if self.missing_from_full:
             text += (

@@ -35,7 +35,7 @@ class ResidentStatus(models.TextChoices):
 
 
 class ChangeKind(models.TextChoices):
-    FULL_LOAD = "full_load", "全件"
+    FULL_LOAD = "full_load", "全件取込"
     MOVE_IN = "move_in", "転入"
     BIRTH = "birth", "出生"
     MOVE_OUT = "move_out", "転出"

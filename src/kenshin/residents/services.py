@@ -232,5 +232,5 @@ def count_current() -> dict[str, int]:
     """Number of current records per 住民状態 (for the home page)."""
     from django.db.models import Count
 
-    rows = _current().values("status").annotate(n=Count("pk"))
-    return {_STATUS[r["status"]]: r["n"] for r in rows}
+    counts = {r["status"]: r["n"] for r in _current().values("status").annotate(n=Count("pk"))}
+    return {label: counts[value] for value, label in ResidentStatus.choices if value in counts}

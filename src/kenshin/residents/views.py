@@ -40,18 +40,26 @@ def search(request: HttpRequest) -> HttpResponse:
     """Search form and results (POST)."""
     form = ResidentSearchForm(request.POST or None)
     results = None
+    more = False
     error = ""
     if request.method == "POST" and form.is_valid():
         try:
-            found = services.search_residents(**form.cleaned_data)
+            found = services.search_residents(**form.cleaned_data, limit=services.SEARCH_LIMIT + 1)
         except ValueError as exc:  # SearchRejected or an unreadable date
             error = str(exc)
         else:
-            results = [(r, _ref_for(request, r.atena_no)) for r in found]
+            more = len(found) > services.SEARCH_LIMIT
+            results = [(r, _ref_for(request, r.atena_no)) for r in found[: services.SEARCH_LIMIT]]
     return render(
         request,
         "residents/search.html",
-        {"form": form, "results": results, "error": error, "limit": services.SEARCH_LIMIT},
+        {
+            "form": form,
+            "results": results,
+            "more": more,
+            "error": error,
+            "limit": services.SEARCH_LIMIT,
+        },
     )
 
 

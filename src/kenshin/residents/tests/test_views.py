@@ -83,3 +83,50 @@ def test_person_page_cannot_be_opened_by_guessing(staff, city):
 def test_home_shows_counts(staff, city):
     html = staff.get(reverse("web:home")).content.decode()
     assert "住民" in html and "5 人" in html
+
+
+def test_expired_or_guessed_link_shows_a_japanese_page(staff, city):
+    response = staff.get("/residents/view/not-a-ref/")
+    assert response.status_code == 404
+    assert "検索結果から開いてください" in response.content.decode()
+
+
+def test_search_view_query_count_does_not_grow_with_results(staff, city):
+    def queries(data):
+        with CaptureQueriesContext(connection) as ctx:
+            staff.post(reverse("residents:search"), data)
+        return len(ctx.captured_queries)
+
+    staff.post(reverse("residents:search"), {"atena_no": "1000000000"})  # session exists
+    one = queries({"atena_no": "1000000001"})
+    five = queries({"kana": "ヤマダ", "birth_date": "1985-04-01"})
+    assert five == one <= 7  # session, user, the search, the session save (in a savepoint)
+
+
+def test_more_than_the_page_size_says_so(staff, feed_file):
+    rows = [person(宛名番号=f"2{i:09d}") for i in range(51)]
+    assert import_feed_file(feed_file(rows), actor="test").ok
+    html = staff.post(
+        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"}
+    ).content.decode()
+    assert "50 件を超えたため先頭の 50 件を表示" in html
+    assert html.count("/residents/view/") == 50
+
+
+def test_exactly_the_page_size_does_not_claim_more(staff, feed_file):
+    rows = [person(宛名番号=f"2{i:09d}") for i in range(50)]
+    assert import_feed_file(feed_file(rows), actor="test").ok
+    html = staff.post(
+        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"}
+    ).content.decode()
+    assert "検索結果 50 件" in html and "超えた" not in html
+
+
+def test_csrf_failure_page_is_japanese(client, django_user_model):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(django_user_model.objects.create_user("jimu1", password="x" * 16))
+    response = strict.post(reverse("residents:search"), {"atena_no": "1"})
+    assert response.status_code == 403
+    assert "画面の有効期限が切れました" in response.content.decode()

@@ -7,6 +7,7 @@ real installation may have.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -37,12 +38,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.DEMO_MODE:
             raise CommandError("デモ用のコマンドです。KENSHIN_DEMO=1 のときだけ使えます")
-        counts = residents.count_current()
-        if counts:
-            total = sum(counts.values())
+        done = self._marker(options["residents"], options["seed"])
+        if done.exists() and residents.count_current():
+            total = sum(residents.count_current().values())
             self.stdout.write(f"デモの街は用意済みです（住民記録 {total:,} 人）。生成を省きます。")
         else:
+            # Also after an interrupted run: imports are idempotent per file, so the files
+            # already taken in are skipped and the rest follow.
             self._build_city(options["residents"], options["seed"])
+            done.write_text("imported\n", encoding="utf-8")
         self.stdout.write("")
         self.stdout.write("デモ用アカウント（パスワードは起動のたびに新しく発行します）:")
         for username, display, admin in DEMO_ACCOUNTS:
@@ -50,10 +54,18 @@ class Command(BaseCommand):
             self.stdout.write(f"  利用者ID {username:<10} パスワード {password}   {display}")
         self.stdout.write("")
 
+    @staticmethod
+    def _feed_dir(n: int, seed: int) -> Path:
+        return Path(settings.VAR_DIR) / "demo" / f"feed-{n}-{seed}"
+
+    def _marker(self, n: int, seed: int) -> Path:
+        """Written only after every file of the city was imported without error."""
+        return self._feed_dir(n, seed) / ".imported"
+
     def _build_city(self, n: int, seed: int) -> None:
         from kenshin.demo.city import generate_city
 
-        out = settings.VAR_DIR / "demo" / f"feed-{n}-{seed}"
+        out = self._feed_dir(n, seed)
         self.stdout.write(f"住民 {n:,} 人のデモの街を生成しています（seed {seed}）…")
         paths = generate_city(out, residents=n, seed=seed, base_date=BASE_DATE, end_date=END_DATE)
         self.stdout.write(f"{len(paths)} 個の住民記録ファイルを取り込みます…")

@@ -1,0 +1,49 @@
+"""`kenshin demo setup`: builds the city once, prints fresh demo passwords every time."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import date
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+
+from kenshin.core import clock
+from kenshin.residents import services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_setup_refuses_outside_demo_mode(settings):
+    settings.DEMO_MODE = False
+    with pytest.raises(CommandError, match="KENSHIN_DEMO=1"):
+        call_command("demo", "setup", "--residents", "50")
+
+
+def test_setup_builds_the_city_once_and_prints_working_accounts(settings, tmp_path):
+    settings.DEMO_MODE = True
+    settings.VAR_DIR = tmp_path
+    with clock.frozen(date(2026, 11, 26)):
+        first = io.StringIO()
+        call_command("demo", "setup", "--residents", "200", "--seed", "5", stdout=first)
+        second = io.StringIO()
+        call_command("demo", "setup", "--residents", "200", "--seed", "5", stdout=second)
+    assert "住民 200 人のデモの街を生成しています" in first.getvalue()
+    assert "デモの街は用意済みです" in second.getvalue()
+    assert sum(services.count_current().values()) > 200  # residents plus 異動 since 2023
+    password = re.search(r"利用者ID hokenshi\s+パスワード (\S+)", second.getvalue()).group(1)
+    assert authenticate(username="hokenshi", password=password) is not None
+
+
+def test_interrupted_setup_resumes(settings, tmp_path):
+    settings.DEMO_MODE = True
+    settings.VAR_DIR = tmp_path
+    with clock.frozen(date(2026, 11, 26)):
+        call_command("demo", "setup", "--residents", "100", "--seed", "2", stdout=io.StringIO())
+        (tmp_path / "demo" / "feed-100-2" / ".imported").unlink()  # as if killed before the end
+        out = io.StringIO()
+        call_command("demo", "setup", "--residents", "100", "--seed", "2", stdout=out)
+    assert "取込済みのファイルです" in out.getvalue()
+    assert "誤り" not in out.getvalue()
