@@ -97,6 +97,9 @@ def _sqlite(name: str) -> dict:
                 "PRAGMA cache_size=-262144;PRAGMA mmap_size=1073741824;"
             ),
             "transaction_mode": "IMMEDIATE",
+            # A full import holds the single write lock for a while; staff requests that
+            # write (the session) wait for it instead of failing after the default 5 s.
+            "timeout": 30,
         },
         "TEST": {"NAME": str(VAR_DIR / f"test_{name}.sqlite3")}
         if os.environ.get("KENSHIN_TEST_SQLITE_FILE") == "1"

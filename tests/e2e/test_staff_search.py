@@ -16,9 +16,8 @@ from kenshin.core.wareki import to_wareki
 from kenshin.demo.city import generate_city
 from kenshin.residents import services
 
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls while one
-# runs unless told that this (test-only) thread is safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Playwright's sync API runs an event loop in this thread while the browser is open, and
+# Django refuses ORM calls from such a thread: all data is set up before the browser starts.
 
 CHROMIUM = os.environ.get("KENSHIN_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [

@@ -47,6 +47,6 @@ def bulk_insert(
         quoted = ", ".join(f'"{c}"' for c in cols)
         marks = ", ".join("?" * len(cols))
         conn.connection.executemany(
-            f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',  # noqa: S608  # nosec B608 - names from _meta
+            f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',  # noqa: S608 - names from _meta
             rows,
         )

@@ -64,6 +64,7 @@ class ImportReport:
     unchanged: int = 0
     missing_from_full: int = 0
     already_imported: bool = False
+    empty: bool = False
     errors: list[FeedError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -73,6 +74,11 @@ class ImportReport:
 
     def summary(self) -> str:
         """One Japanese line for the console."""
+        if self.empty:
+            return (
+                f"{self.file_name}: データ行がありません"
+                "（見出し行だけのファイルです。何も変更しません）"
+            )
         if self.already_imported:
             return f"{self.file_name}: 取込済みのファイルです（内容が同じため何も変更しません）"
         if self.errors:
@@ -158,6 +164,11 @@ def import_feed_file(
                 if report.errors:
                     raise _Rollback
                 report.kind = feed.kind
+                if report.rows == 0:
+                    # Header only (a day without 異動): nothing to apply and nothing to record,
+                    # so tomorrow's identical empty file is not mistaken for a re-sent one.
+                    report.empty = True
+                    raise _Rollback
                 FeedImport.objects.filter(pk=feed.pk).update(
                     kind=feed.kind,
                     row_count=report.rows,
@@ -271,7 +282,7 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         if rec[KIND] != "full_load":
             _add_error(
                 report,
-                FeedError(row, "異動区分", "全件ファイルに異動の行（00以外）は書けません"),
+                FeedError(row, "異動区分", "全件ファイルに異動の行（00以外）は入れられません"),
             )
             continue
         atena = rec[ATENA]

@@ -381,8 +381,12 @@ def test_feed_provenance_is_complete(feed_file, category_file):
 
 def test_header_only_diff_file_is_a_day_without_changes(feed_file):
     report = run(feed_file([]))
-    assert report.ok
+    assert report.ok and report.empty
     assert (report.kind, report.rows) == ("resident_diff", 0)
+    assert "データ行がありません" in report.summary()
+    again = run(feed_file([]))  # the next quiet day sends the same bytes
+    assert again.ok and again.empty and not again.already_imported
+    assert FeedImport.objects.count() == 0
 
 
 def test_late_change_under_a_later_version_is_refused(feed_file):
