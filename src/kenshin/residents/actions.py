@@ -9,6 +9,7 @@ timeline of versions (see models.ResidentVersion).
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -65,6 +66,7 @@ class ImportReport:
     missing_from_full: int = 0
     already_imported: bool = False
     empty: bool = False
+    counts_after: dict[str, int] | None = None  # known without a query (first full load)
     errors: list[FeedError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -170,6 +172,9 @@ def import_feed_file(
                     report.empty = True
                     raise _Rollback
                 FeedImport.objects.filter(pk=feed.pk).update(
+                    register_counts=report.counts_after
+                    if report.counts_after is not None
+                    else _count_current(mc),
                     kind=feed.kind,
                     row_count=report.rows,
                     inserted=report.inserted,
@@ -203,6 +208,18 @@ def import_feed_file(
     progress.finish(report.rows)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _count_current(mc: str) -> dict[str, int]:
+    """Current records per 住民状態 (one GROUP BY, inside the import's transaction)."""
+    from django.db.models import Count
+
+    rows = (
+        ResidentVersion.objects.filter(municipality_code=mc, valid_to__isnull=True)
+        .values("status")
+        .annotate(n=Count("pk"))
+    )
+    return {r["status"]: r["n"] for r in rows}
 
 
 def _serialise_imports(mc: str) -> None:
@@ -268,6 +285,7 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
     if rebuild:
         _drop_search_indexes()
     seen: dict[str, int] = {}
+    statuses: list[str] = []
     batch: list[tuple] = []
     errors = report.errors
     parse = rules.parse_resident_row
@@ -300,6 +318,7 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         report.rows += 1
         if errors:
             continue  # keep validating to report every error, but write nothing more
+        statuses.append(rec[rules.STATUS])
         batch.append((mc, atena, rec[1], None, rec[0], rec[2], *rec[4:], feed_id, row))
         if len(batch) >= BATCH:
             flush(batch, report)
@@ -311,7 +330,10 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         flush(batch, report)
     if rebuild:
         _create_search_indexes()
-    if not empty:
+    if empty:
+        # Every row went in as it was: the register's counts are the file's.
+        report.counts_after = dict(Counter(statuses))
+    else:
         current = ResidentVersion.objects.filter(
             municipality_code=mc, valid_to__isnull=True
         ).values_list("atena_no", flat=True)

@@ -83,6 +83,9 @@ class FeedImport(models.Model):
     inserted = models.PositiveIntegerField("新規", default=0)
     changed = models.PositiveIntegerField("変更", default=0)
     unchanged = models.PositiveIntegerField("変更なし", default=0)
+    # 住民状態 → number of current records after this import. Counting a million-row register
+    # takes about a second; it changes only here, so the home page reads it from the last row.
+    register_counts = models.JSONField("取込後の件数", default=dict)
     imported_by = models.CharField("取込者", max_length=150)
     started_at = models.DateTimeField("開始")
     finished_at = models.DateTimeField("終了")

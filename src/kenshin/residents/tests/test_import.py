@@ -514,3 +514,10 @@ def test_category_file_with_a_typo_is_checked_against_the_category_layout(feed_f
     assert messages(report) == [
         "1行目: 見出し行が年度別区分ファイルの仕様と違います（1列目は「年度」が必要ですが「年」です）"
     ]
+
+
+def test_register_counts_follow_every_import(feed_file):
+    run(feed_file([person(), person(宛名番号="1000000002", 住民状態="4")]))
+    assert services.count_current() == {"住民": 1, "住登外": 1}
+    run(feed_file([person(異動区分="20", 異動日="2024-05-01", 届出日="2024-05-01", 住民状態="2")]))
+    assert services.count_current() == {"転出": 1, "住登外": 1}
