@@ -157,13 +157,14 @@ def run_child(db: str, path: Path) -> dict:
 
 
 def _ensure_pg_database() -> None:
+    """A new, empty benchmark database for every run (as the SQLite file is)."""
     import psycopg
 
     admin = PG_URL.rsplit("/", 1)[0] + "/postgres"
     name = PG_URL.rsplit("/", 1)[1]
     with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def main() -> None:
@@ -184,10 +185,12 @@ def main() -> None:
         f"{'idx s':>7}{'ours/raw':>10}{'ours/(raw+idx)':>16}{'peak MiB':>10}"
     )
     results = []
+    by_db: dict[str, list[dict]] = {}
     for db in args.db:
         for _ in range(args.runs):
             r = run_child(db, path)
             results.append(r)
+            by_db.setdefault(db, []).append(r)
             print(header if len(results) == 1 else "", end="\n" if len(results) == 1 else "")
             print(
                 f"{r['db']:<9}{r['rows']:>10,}{r['ours_s']:>9.2f}{r['rows'] / r['ours_s']:>10,.0f}"
@@ -195,6 +198,23 @@ def main() -> None:
                 f"{r['ours_s'] / r['raw_s']:>10.2f}{r['ours_s'] / (r['raw_s'] + r['index_s']):>16.2f}"
                 f"{r['peak_rss_mib']:>10.0f}",
                 flush=True,
+            )
+
+    if args.runs > 1:
+        import statistics
+
+        print(f"medians of {args.runs} runs (min–max):")
+        for db, rs in by_db.items():
+            for key in ("ours_s", "raw_s", "index_s"):
+                vals = [r[key] for r in rs]
+                print(
+                    f"  {db:<9}{key:<8} {statistics.median(vals):6.2f} s "
+                    f"({min(vals):.2f}–{max(vals):.2f})"
+                )
+            ratios = [r["ours_s"] / r["raw_s"] for r in rs]
+            print(
+                f"  {db:<9}ours/raw {statistics.median(ratios):6.2f}   "
+                f"({min(ratios):.2f}–{max(ratios):.2f})"
             )
 
 
