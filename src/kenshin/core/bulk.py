@@ -50,3 +50,40 @@ def bulk_insert(
             f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',  # noqa: S608 - names from _meta
             rows,
         )
+
+
+def copy_text_field(value: str) -> str:
+    """Escape one text value for PostgreSQL's COPY text format (backslash, tab, newlines)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def copy_lines(
+    model: type[models.Model],
+    fields: Sequence[str],
+    lines: Iterable[str],
+    using: str = "default",
+) -> None:
+    """PostgreSQL only: COPY lines already in COPY text format (tab-separated, \\N = NULL,
+    each ending in a newline), written in large blocks.
+
+    Why: for a million wide rows, psycopg's per-row write_row costs several seconds of client
+    CPU; a caller that builds each line with one f-string (values already validated and
+    escaped with copy_text_field) spends a fraction of that.
+    """
+    conn = connections[using]
+    from psycopg import sql
+
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(model._meta.db_table),
+        sql.SQL(", ").join(map(sql.Identifier, column_names(model, fields))),
+    )
+    conn.ensure_connection()
+    with conn.cursor() as cursor, cursor.cursor.copy(stmt) as copy:
+        copy.write("".join(lines))

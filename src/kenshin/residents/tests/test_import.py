@@ -521,3 +521,14 @@ def test_register_counts_follow_every_import(feed_file):
     assert services.count_current() == {"住民": 1, "住登外": 1}
     run(feed_file([person(異動区分="20", 異動日="2024-05-01", 届出日="2024-05-01", 住民状態="2")]))
     assert services.count_current() == {"転出": 1, "住登外": 1}
+
+
+def test_backslash_in_text_survives_the_bulk_path(feed_file, monkeypatch):
+    """On PostgreSQL the first full load writes COPY text itself: a backslash must be escaped."""
+    from kenshin.residents import actions
+
+    monkeypatch.setattr(actions, "REBUILD_INDEXES_ABOVE_BYTES", 0)
+    report = run(feed_file([person(住所="広島県呉市中央＼1-1", 方書="A\\B棟")]))
+    assert report.ok, messages(report)
+    stored = services.get_resident("1000000001")
+    assert (stored.address, stored.address_annex) == ("広島県呉市中央\\1-1", "A\\B棟")
