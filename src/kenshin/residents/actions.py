@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,7 +21,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Q
 
 from kenshin.core import clock
-from kenshin.core.bulk import bulk_insert, copy_lines, copy_text_field
+from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field
 from kenshin.core.progress import ProgressLine
 from kenshin.core.text import normalize_digits
 from kenshin.residents import rules
@@ -286,14 +287,50 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         _drop_search_indexes()
     seen: dict[str, int] = {}
     statuses: list[str] = []
-    batch: list[tuple] = []
+    # PostgreSQL, empty register: one COPY stream fed with text lines (see core.bulk).
+    as_copy_lines = empty and connection.vendor == "postgresql"
+    with ExitStack() as stack:
+        if as_copy_lines:
+            write = stack.enter_context(copy_stream(ResidentVersion, VERSION_FIELDS))
+
+            def flush(batch: list, report: ImportReport) -> None:
+                write("".join(batch))
+                report.inserted += len(batch)
+
+        else:
+            flush = _append_versions if empty else _merge_full_batch
+        _validate_full_rows(
+            stream, rows, feed, report, progress, today_iso, seen, statuses, flush, as_copy_lines
+        )
+    if report.errors:
+        return
+    if rebuild:
+        _create_search_indexes()
+    if empty:
+        # Every row went in as it was: the register's counts are the file's.
+        report.counts_after = dict(Counter(statuses))
+    else:
+        current = ResidentVersion.objects.filter(
+            municipality_code=mc, valid_to__isnull=True
+        ).values_list("atena_no", flat=True)
+        report.missing_from_full = sum(
+            1 for a in current.iterator(chunk_size=10_000) if a not in seen
+        )
+
+
+def _validate_full_rows(
+    stream, rows, feed, report, progress, today_iso, seen, statuses, flush, as_copy_lines
+) -> None:
+    """Validate every row of a full load and hand valid rows to `flush` in batches.
+
+    After the first error nothing more is handed over, but validation goes on so that the
+    report lists every error (up to MAX_ERRORS).
+    """
+    mc = feed.municipality_code
+    feed_id = feed.pk
     errors = report.errors
     parse = rules.parse_resident_row
-    feed_id = feed.pk
-    flush = _append_versions if empty else _merge_full_batch
-    as_copy_lines = empty and connection.vendor == "postgresql"
-    if as_copy_lines:
-        flush = _append_copy_lines
+    batch: list = []
     for cells in rows:
         row = stream.row
         rec = parse(cells, row, today_iso, errors)
@@ -320,7 +357,7 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         seen[atena] = row
         report.rows += 1
         if errors:
-            continue  # keep validating to report every error, but write nothing more
+            continue
         statuses.append(rec[rules.STATUS])
         if as_copy_lines:
             batch.append(_copy_line(mc, rec, feed_id, row))
@@ -330,22 +367,8 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
             flush(batch, report)
             batch = []
             progress.update(stream.bytes_read, report.rows)
-    if errors:
-        return
-    if batch:
+    if batch and not errors:
         flush(batch, report)
-    if rebuild:
-        _create_search_indexes()
-    if empty:
-        # Every row went in as it was: the register's counts are the file's.
-        report.counts_after = dict(Counter(statuses))
-    else:
-        current = ResidentVersion.objects.filter(
-            municipality_code=mc, valid_to__isnull=True
-        ).values_list("atena_no", flat=True)
-        report.missing_from_full = sum(
-            1 for a in current.iterator(chunk_size=10_000) if a not in seen
-        )
 
 
 def _append_versions(batch: list[tuple], report: ImportReport) -> None:
@@ -366,11 +389,6 @@ def _copy_line(mc: str, rec: tuple, feed_id: int, row: int) -> str:
     if "\\" in text:
         text = "\t".join(copy_text_field(str(v)) for v in rec[4:18])
     return f"{mc}\t{rec[3]}\t{rec[1]}\t\\N\t{rec[0]}\t{rec[2]}\t{text}\t{feed_id}\t{row}\n"
-
-
-def _append_copy_lines(batch: list[str], report: ImportReport) -> None:
-    copy_lines(ResidentVersion, VERSION_FIELDS, batch)
-    report.inserted += len(batch)
 
 
 def _current_versions(mc: str, atenas: list[str]) -> dict[str, tuple]:
