@@ -24,9 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-PG_URL = os.environ.get("KENSHIN_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/kenshin_bench")
+from _common import OUT, PG_URL, ROOT, child_env
 
 
 def feed_file(rows: int) -> Path:
@@ -129,18 +127,10 @@ def child(db: str, path: Path) -> dict:
 
 
 def run_child(db: str, path: Path) -> dict:
-    env = dict(
-        os.environ,
-        KENSHIN_ALLOW_DEV_SECRET="1",
-        DJANGO_SETTINGS_MODULE="kenshin.settings",
-        PYTHONPATH=str(ROOT / "src"),
-    )
+    env = child_env(db)
     if db == "postgres":
-        env["DATABASE_URL"] = PG_URL
         _ensure_pg_database()
     else:
-        env.pop("DATABASE_URL", None)
-        env["KENSHIN_VAR_DIR"] = str(OUT / "sqlite")
         for suffix in ("", "-wal", "-shm"):
             (OUT / "sqlite" / f"kenshin.sqlite3{suffix}").unlink(missing_ok=True)
         (OUT / "sqlite").mkdir(parents=True, exist_ok=True)

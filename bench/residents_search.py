@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
 import subprocess
 import sys
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
-PG_URL = os.environ.get("KENSHIN_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/kenshin_bench")
+from _common import child_env
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -93,17 +89,7 @@ def main() -> None:
         print(json.dumps(child(args.queries)))
         return
     for db in args.db:
-        env = dict(
-            os.environ,
-            KENSHIN_ALLOW_DEV_SECRET="1",
-            DJANGO_SETTINGS_MODULE="kenshin.settings",
-            PYTHONPATH=str(ROOT / "src"),
-        )
-        if db == "postgres":
-            env["DATABASE_URL"] = PG_URL
-        else:
-            env.pop("DATABASE_URL", None)
-            env["KENSHIN_VAR_DIR"] = str(OUT / "sqlite")
+        env = child_env(db)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", "--queries", str(args.queries)],
             env=env,

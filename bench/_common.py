@@ -1,0 +1,27 @@
+"""What the benchmark scripts share: where their scratch data lives, and how a child process
+is pointed at one database (each measurement runs in a fresh process)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PG_URL = os.environ.get("KENSHIN_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/kenshin_bench")
+
+
+def child_env(db: str) -> dict[str, str]:
+    """Environment for a child process measuring `db` ("sqlite" or "postgres")."""
+    env = dict(
+        os.environ,
+        KENSHIN_ALLOW_DEV_SECRET="1",
+        DJANGO_SETTINGS_MODULE="kenshin.settings",
+        PYTHONPATH=str(ROOT / "src"),
+    )
+    if db == "postgres":
+        env["DATABASE_URL"] = PG_URL
+    else:
+        env.pop("DATABASE_URL", None)
+        env["KENSHIN_VAR_DIR"] = str(OUT / "sqlite")
+    return env
