@@ -1101,11 +1101,15 @@ class _City:
             return list(h.members)
         return out
 
-    def _move_out(self, d: int) -> int | None:
-        day = date.fromordinal(d)
+    def _pick_mover(self, day: date) -> _Person | None:
+        """A resident drawn by the age-dependent mobility of 転居/転出 (young adults move most)."""
         dk = _key(day)
         mob = _MOBILITY
-        p = self._pick(lambda q: mob[((dk - q.bkey) // 10000)])
+        return self._pick(lambda q: mob[((dk - q.bkey) // 10000)])
+
+    def _move_out(self, d: int) -> int | None:
+        day = date.fromordinal(d)
+        p = self._pick_mover(day)
         if p is None:
             return None
         t = self._delay(d, 0, 14)
@@ -1233,9 +1237,7 @@ class _City:
 
     def _address_change(self, d: int) -> int | None:
         day = date.fromordinal(d)
-        dk = _key(day)
-        mob = _MOBILITY
-        p = self._pick(lambda q: mob[((dk - q.bkey) // 10000)])
+        p = self._pick_mover(day)
         if p is None:
             return None
         h = p.hh
@@ -1249,7 +1251,7 @@ class _City:
             return len(unit)
         old_phone = h.phone
         town = h.town if self.rng.random() < 0.35 else None
-        self._address(h, ((dk - h.head.bkey) // 10000), len(h.members), town)
+        self._address(h, ((_key(day) - h.head.bkey) // 10000), len(h.members), town)
         if old_phone.startswith("0823"):
             h.phone = self._landline()
             for m in h.members:
