@@ -532,3 +532,21 @@ def test_backslash_in_text_survives_the_bulk_path(feed_file, monkeypatch):
     assert report.ok, messages(report)
     stored = services.get_resident("1000000001")
     assert (stored.address, stored.address_annex) == ("広島県呉市中央\\1-1", "A\\B棟")
+
+
+def test_error_cap_reached_after_batches_were_written_leaves_nothing(feed_file, monkeypatch):
+    """Batches already streamed (COPY on PostgreSQL) are rolled back with the rest."""
+    from kenshin.residents import actions
+
+    monkeypatch.setattr(actions, "BATCH", 2)
+    monkeypatch.setattr(actions, "MAX_ERRORS", 3)
+    monkeypatch.setattr(actions, "REBUILD_INDEXES_ABOVE_BYTES", 0)
+    good = [person(宛名番号=f"10000000{i:02d}") for i in range(5)]
+    bad = [person(宛名番号=f"20000000{i:02d}", 性別="x") for i in range(3)]
+    report = run(feed_file(good + bad))
+    assert [e.row for e in report.errors] == [7, 8, 9]
+    assert versions() == 0
+    assert FeedImport.objects.count() == 0
+    again = run(feed_file(good))  # the register is usable afterwards (indexes back, no lock)
+    assert again.ok and again.inserted == 5
+    assert len(services.search_residents(kana="ヤマダ", birth_date="1985-04-01")) == 5
