@@ -41,16 +41,19 @@ def bulk_insert(
         stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols))
         )
-        with conn.cursor() as cursor, cursor.cursor.copy(stmt) as copy:
+        # wrap_database_errors: the driver's errors become Django's (DataError, …), as they
+        # would through the ORM, so callers handle one family of exceptions.
+        with conn.wrap_database_errors, conn.cursor() as cursor, cursor.cursor.copy(stmt) as copy:
             for row in rows:
                 copy.write_row(row)
     else:
         quoted = ", ".join(f'"{c}"' for c in cols)
         marks = ", ".join("?" * len(cols))
-        conn.connection.executemany(
-            f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',  # noqa: S608  # nosec B608 - names from _meta
-            rows,
-        )
+        with conn.wrap_database_errors:
+            conn.connection.executemany(
+                f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',  # noqa: S608  # nosec B608 - names from _meta
+                rows,
+            )
 
 
 def copy_text_field(value: str) -> str:
@@ -86,7 +89,7 @@ def copy_stream(
         sql.SQL(", ").join(map(sql.Identifier, column_names(model, fields))),
     )
     conn.ensure_connection()
-    with conn.cursor() as cursor:
+    with conn.wrap_database_errors, conn.cursor() as cursor:
         raw = cursor.cursor
         with raw.copy(stmt, writer=QueuedLibpqWriter(raw)) as copy:
             yield copy.write

@@ -194,7 +194,9 @@ def normalize_name(s: str) -> str:
 _KATAKANA = "\u30a1-\u30fa\u30fc-\u30fe"  # ァ…ヺ, ー, ヽ, ヾ
 _KANA_CLEAN = re.compile(f"[{_KATAKANA}]+(?:\u3000[{_KATAKANA}]+)*")
 # The middle dot ・ separates the parts of foreign names (スミス・ジョン) in registers.
-_KANA_NAME = re.compile(f"\u3000*[{_KATAKANA}][{_KATAKANA}\u3000\u30fb]*")
+_KANA_NAME = re.compile(
+    f"\u3000*[{_KATAKANA}][{_KATAKANA}\u3000]*(?:\u30fb[{_KATAKANA}][{_KATAKANA}\u3000]*)*"
+)
 
 # Before NFKC: drop controls; spacing ゛゜ become combining marks so NFKC composes them
 # with the preceding kana (NFKC alone would turn ゛ into a space + combining mark).

@@ -8,6 +8,7 @@ timeline of versions (see models.ResidentVersion).
 
 from __future__ import annotations
 
+import csv
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 
 from kenshin.core import clock
@@ -173,9 +174,13 @@ def import_feed_file(
                     report.empty = True
                     raise _Rollback
                 FeedImport.objects.filter(pk=feed.pk).update(
-                    register_counts=report.counts_after
-                    if report.counts_after is not None
-                    else _count_current(mc),
+                    register_counts=(
+                        {}
+                        if feed.kind == FeedKind.FISCAL_CATEGORIES
+                        else report.counts_after
+                        if report.counts_after is not None
+                        else _count_current(mc)
+                    ),
                     kind=feed.kind,
                     row_count=report.rows,
                     inserted=report.inserted,
@@ -194,18 +199,34 @@ def import_feed_file(
                     "UTF-8 または CP932 で保存し直してください",
                 )
             )
-        except DataError:
-            # Validation bounds every value; this is a last line of defence. The database's
-            # message would quote the value (personal data), so it is not passed on.
+        except csv.Error:
             report.errors.append(
-                FeedError(stream.row, "", "データベースに書き込めない値があります（桁あふれなど）")
+                FeedError(
+                    stream.row + 1,
+                    "",
+                    '項目が長すぎるか、引用符（"）の対応が取れていません。'
+                    "区切りや引用符の誤りがないか確認してください",
+                )
             )
-        except IntegrityError:
-            # Another process committed the same file between our check and our insert.
-            if FeedImport.objects.filter(municipality_code=mc, sha256=facts.sha256).exists():
+        except DatabaseError as exc:
+            if (
+                isinstance(exc, IntegrityError)
+                and FeedImport.objects.filter(municipality_code=mc, sha256=facts.sha256).exists()
+            ):
+                # Another process committed the same file between our check and our insert.
                 report.already_imported = True
-            else:
-                raise
+                return report
+            # Validation bounds every value, so this is a last line of defence. The driver's
+            # message quotes the offending value (personal data) and, for a COPY, names the
+            # wrong row: report the kind of failure only. Nothing was written.
+            report.errors.append(
+                FeedError(
+                    0,
+                    "",
+                    f"データベースに書き込めませんでした（{type(exc.__cause__ or exc).__name__}）。"
+                    "何も登録していません。システム管理者に連絡してください",
+                )
+            )
     progress.finish(report.rows)
     report.seconds = time.monotonic() - started
     return report
@@ -526,7 +547,8 @@ def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:
                     row,
                     "異動日",
                     f"この方には{prior.valid_from}付けの異動が既に登録されています。"
-                    "それより前の日付の異動は取り込めません（住基から職権修正として送ってください）",
+                    "それより前の日付の異動は取り込めません"
+                    f"（住基から、{prior.valid_from}以降の日付の職権修正として送ってください）",
                 ),
             )
             continue
@@ -671,7 +693,8 @@ def _create_search_indexes() -> None:
             # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED; PostgreSQL will not build
             # an index on a table with pending checks, so run them now.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            # Sorting a million keys in memory instead of on disk; LOCAL ends with the import.
+            # Sorting a million keys in memory instead of on disk; LOCAL lasts until the
+            # outermost transaction (the import's) ends.
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for statement in _index_statements(create=True):
             cursor.execute(statement)

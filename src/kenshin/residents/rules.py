@@ -92,6 +92,8 @@ class FeedError:
     message: str
 
     def __str__(self) -> str:
+        if not self.row:  # about the file as a whole, not one row
+            return self.message
         where = f"{self.row}行目" + (f" {self.column}" if self.column else "")
         return f"{where}: {self.message}"
 
@@ -369,6 +371,7 @@ def parse_resident_row_full(
         ("氏名", name_n),
         ("住所", addr_n),
         ("方書", annex_n),
+        ("続柄", rel_n),
         ("世帯主氏名", head_n),
     ):
         if _PRIVATE_USE.search(value):

@@ -122,6 +122,8 @@ def test_normalize_kana_examples(raw, expected):
         ("ヤマダ 太郎", False),
         ("ジョン・スミス", True),
         ("・ジョン", False),
+        ("スミス・", False),
+        ("ス・・ミス", False),
         ("ヤマダ1", False),
         ("ア\u3099", False),
     ],

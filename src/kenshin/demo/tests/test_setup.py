@@ -38,12 +38,22 @@ def test_setup_builds_the_city_once_and_prints_working_accounts(settings, tmp_pa
 
 
 def test_interrupted_setup_resumes(settings, tmp_path):
+    """A run killed part-way leaves some files imported and no marker: the next run finishes."""
+    from kenshin.demo.city import generate_city
+    from kenshin.demo.management.commands.demo import BASE_DATE, END_DATE
+
     settings.DEMO_MODE = True
     settings.VAR_DIR = tmp_path
     with clock.frozen(date(2026, 11, 26)):
-        call_command("demo", "setup", "--residents", "100", "--seed", "2", stdout=io.StringIO())
-        (tmp_path / "demo" / "feed-100-2" / ".imported").unlink()  # as if killed before the end
+        paths = generate_city(
+            tmp_path / "demo" / "feed-100-2", residents=100, seed=2, base_date=BASE_DATE,
+            end_date=END_DATE,
+        )  # fmt: skip
+        services.import_feed_files(paths[:3], stdout=None, actor="interrupted")
+        partial = sum(services.count_current().values())
         out = io.StringIO()
         call_command("demo", "setup", "--residents", "100", "--seed", "2", stdout=out)
-    assert "取込済みのファイルです" in out.getvalue()
-    assert "誤り" not in out.getvalue()
+    text = out.getvalue()
+    assert text.count("取込済みのファイルです") == 3  # the three files taken in before the kill
+    assert (tmp_path / "demo" / "feed-100-2" / ".imported").exists()
+    assert sum(services.count_current().values()) > partial

@@ -414,7 +414,7 @@ def test_late_change_under_a_later_version_is_refused(feed_file):
     report = run(feed_file([late]))
     assert messages(report) == [
         "2行目 異動日: この方には2024-08-01付けの異動が既に登録されています。"
-        "それより前の日付の異動は取り込めません（住基から職権修正として送ってください）"
+        "それより前の日付の異動は取り込めません（住基から、2024-08-01以降の日付の職権修正として送ってください）"
     ]
     assert services.get_resident("1000000001").status == "resident"
 
@@ -550,3 +550,32 @@ def test_error_cap_reached_after_batches_were_written_leaves_nothing(feed_file, 
     again = run(feed_file(good))  # the register is usable afterwards (indexes back, no lock)
     assert again.ok and again.inserted == 5
     assert len(services.search_residents(kana="ヤマダ", birth_date="1985-04-01")) == 5
+
+
+def test_overlong_csv_field_is_a_row_error_not_a_crash(feed_file):
+    report = run(feed_file([person(), person(宛名番号="1000000002", 方書="棟" * 200_000)]))
+    assert messages(report) == [
+        '3行目: 項目が長すぎるか、引用符（"）の対応が取れていません。区切りや引用符の誤りがないか確認してください'
+    ]
+    assert versions() == 0
+
+
+def test_database_error_during_bulk_write_names_no_value(feed_file, monkeypatch):
+    """A value that slips past validation must not reach the report or a traceback."""
+    from kenshin.residents import actions, rules
+
+    real = rules.parse_resident_row
+
+    def sneak(cells, row, today, errors):
+        rec = real(cells, row, today, errors)
+        return (*rec[:8], -7, *rec[9:])  # a sex code the table's CHECK constraint refuses
+
+    monkeypatch.setattr(actions.rules, "parse_resident_row", sneak)
+    monkeypatch.setattr(actions, "REBUILD_INDEXES_ABOVE_BYTES", 0)
+    report = run(feed_file([person()]))
+    assert len(report.errors) == 1
+    text = str(report.errors[0])
+    assert text.startswith("データベースに書き込めませんでした（")
+    assert "山田" not in text and "1000000001" not in text and "-7" not in text
+    assert versions() == 0
+    assert FeedImport.objects.count() == 0

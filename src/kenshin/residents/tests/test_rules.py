@@ -62,15 +62,62 @@ def test_fast_and_full_paths_agree(changes):
 
 
 text_cell = st.text(
-    alphabet=st.sampled_from(list("山田髙﨑𠮷太郎花子ヤマダタロウァッｶﾞﾔﾏﾀﾞやまだ　 -ー0１A\t")),
+    alphabet=st.sampled_from(
+        [
+            *"山田髙﨑𠮷𠀋太郎花子ヤマダタロウァッｶﾞﾔﾏﾀﾞやまだ　 -ー0１A\t\\・･㍿",
+            "\ue000",
+            "\U000f0001",
+        ]
+    ),
     max_size=12,
+)
+code_cell = st.sampled_from(
+    [
+        "00",
+        "０１",
+        "10",
+        "11",
+        "20",
+        "21",
+        "30",
+        "31",
+        "32",
+        "40",
+        "99",
+        " 1",
+        "１",
+        "2",
+        "3",
+        "4",
+        "",
+    ]
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(name=text_cell, kana=text_cell, annex=text_cell, rel=text_cell)
-def test_fast_and_full_paths_agree_on_arbitrary_text(name, kana, annex, rel):
-    row = cells(氏名=name, 氏名カナ=kana, 方書=annex, 続柄=rel, 世帯主氏名=name)
+@settings(max_examples=500, deadline=None)
+@given(
+    name=text_cell,
+    kana=text_cell,
+    annex=text_cell,
+    rel=text_cell,
+    head=st.one_of(text_cell, st.just("山" * 101)),
+    code=code_cell,
+    sex=code_cell,
+    status=code_cell,
+)
+def test_fast_and_full_paths_agree_on_arbitrary_text(
+    name, kana, annex, rel, head, code, sex, status
+):
+    row = cells(
+        氏名=name,
+        氏名カナ=kana,
+        方書=annex,
+        続柄=rel,
+        世帯主氏名=head,
+        異動区分=code,
+        性別=sex,
+        住民状態=status,
+    )
     fast, full, fast_errors, full_errors = both(row)
     assert fast == full
     assert fast_errors == full_errors
