@@ -14,6 +14,7 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from pathlib import Path
 from typing import TextIO
 
@@ -289,14 +290,11 @@ def _import_residents(
     is_full = normalize_digits(first[0]) == "00"
     feed.kind = FeedKind.RESIDENT_FULL if is_full else FeedKind.RESIDENT_DIFF
 
-    def all_rows():
-        yield first
-        yield from rows
-
+    all_rows = chain([first], rows)  # the first row was read to tell full from diff
     if is_full:
-        _import_full(stream, all_rows(), facts, feed, report, progress, today_iso)
+        _import_full(stream, all_rows, facts, feed, report, progress, today_iso)
     else:
-        _import_diff(stream, all_rows(), feed, report, progress, today_iso)
+        _import_diff(stream, all_rows, feed, report, progress, today_iso)
 
 
 def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None:
