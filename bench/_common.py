@@ -3,7 +3,10 @@ is pointed at one database (each measurement runs in a fresh process)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,3 +28,17 @@ def child_env(db: str) -> dict[str, str]:
         env.pop("DATABASE_URL", None)
         env["KENSHIN_VAR_DIR"] = str(OUT / "sqlite")
     return env
+
+
+def run_child(script: str, db: str, *args: str) -> dict:
+    """Run `script --child ARGS` against `db` in a fresh process; return its last JSON line."""
+    proc = subprocess.run(
+        [sys.executable, script, "--child", *args],
+        env=child_env(db),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout + proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -19,12 +19,12 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import OUT, PG_URL, ROOT, child_env
+import _common
+from _common import OUT, PG_URL, ROOT
 
 
 def feed_file(rows: int) -> Path:
@@ -127,23 +127,13 @@ def child(db: str, path: Path) -> dict:
 
 
 def run_child(db: str, path: Path) -> dict:
-    env = child_env(db)
     if db == "postgres":
         _ensure_pg_database()
     else:
         for suffix in ("", "-wal", "-shm"):
             (OUT / "sqlite" / f"kenshin.sqlite3{suffix}").unlink(missing_ok=True)
         (OUT / "sqlite").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", db, "--file", str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(proc.stdout + proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _common.run_child(__file__, db, db, "--file", str(path))
 
 
 def _ensure_pg_database() -> None:

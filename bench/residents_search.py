@@ -15,12 +15,10 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
-import sys
 import time
 from datetime import date, timedelta
 
-from _common import child_env
+from _common import run_child
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -89,17 +87,7 @@ def main() -> None:
         print(json.dumps(child(args.queries)))
         return
     for db in args.db:
-        env = child_env(db)
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", "--queries", str(args.queries)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise SystemExit(proc.stdout + proc.stderr)
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r = run_child(__file__, db, "--queries", str(args.queries))
         for label, key in (("kana prefix + birth date", "kana_birth"),):
             p = r[key]
             print(

@@ -20,7 +20,6 @@ from typing import TextIO
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
 
 from kenshin.core import clock
 from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field
@@ -696,8 +695,3 @@ def _create_search_indexes() -> None:
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for statement in _index_statements(create=True):
             cursor.execute(statement)
-
-
-def current_filter(mc: str) -> Q:
-    """The current register of one municipality."""
-    return Q(municipality_code=mc, valid_to__isnull=True)

@@ -74,9 +74,8 @@ STATUS_LABELS = {
     "non_resident": "住登外",
 }
 
-# Columns whose values are personal data: errors name the column but never echo the value,
-# because error reports end up on consoles, in e-mails and in tickets.
-PERSONAL_COLUMNS = frozenset({"氏名", "氏名カナ", "住所", "方書", "電話番号", "世帯主氏名"})
+# Messages for the name, kana, address, 方書, phone and 世帯主氏名 columns never echo the
+# value (personal data): error reports end up on consoles, in e-mails and in tickets.
 
 EARLIEST_BIRTH = "1880-01-01"
 MAX_NAME = 100
@@ -136,10 +135,6 @@ def _digits(value: str, low: int, high: int) -> str | None:
         if not (value.isascii() and value.isdigit()):
             return None
     return value if low <= len(value) <= high else None
-
-
-def _value(col: str, value: str) -> str:
-    return "" if col in PERSONAL_COLUMNS else f"「{value}」"
 
 
 # A row whose every cell is already in stored form (the common case in a register extract)
