@@ -46,8 +46,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
     "kenshin.core",
     "kenshin.accounts",
+    "kenshin.audit",
     "kenshin.residents",
     "kenshin.web",
     "kenshin.demo",
@@ -59,9 +65,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Idle (30 min; 15 min after a page showing 個人番号) and absolute (12 h) session limits.
+    "kenshin.accounts.middleware.SessionPolicyMiddleware",
+    # Deny by default: every view must declare its access (core.permissions); password-only
+    # sessions reach only enrolment, second-factor entry and logout (AUTH-01, ACL-01).
+    "kenshin.accounts.middleware.AccessGateMiddleware",
     "kenshin.web.middleware.NoStoreMiddleware",
+    # Last, as django-axes asks: it turns lockouts into the response below.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "kenshin.urls"
@@ -116,9 +131,12 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
+# Argon2id (AUTH-04; ASVS V11.4.2). PBKDF2 stays second only to read hashes made before.
 PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# Length >= 12, no composition rules, common passwords and context words refused (AUTH-03).
 AUTH_PASSWORD_VALIDATORS = [
     {
         "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
@@ -126,22 +144,103 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "kenshin.accounts.passwords.ContextWordValidator"},
 ]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "web:home"
-LOGOUT_REDIRECT_URL = "login"
+# 0 = passwords do not expire (the default; docs/security.md says why). Forced change after a
+# suspected compromise works whatever this is.
+PASSWORD_MAX_AGE_DAYS = int(os.environ.get("KENSHIN_PASSWORD_MAX_AGE_DAYS", "0"))
+TEMP_PASSWORD_HOURS = 24
 
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    # Passwords from the user table; permissions only from role assignments (never from
+    # is_superuser or Django's own permission tables).
+    "kenshin.accounts.backends.RoleBackend",
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "web:home"
+LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Sessions (SESS-01..03): server-side rows, new id at login, 12 h absolute, idle limits below.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = 12 * 60 * 60
+SESSION_ABSOLUTE_SECONDS = 12 * 60 * 60
+SESSION_IDLE_SECONDS = 30 * 60
+SESSION_IDLE_SECONDS_MYNUMBER = 15 * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
-CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not (DEBUG or DEMO_MODE) and (
     os.environ.get("KENSHIN_INSECURE_COOKIES") != "1"
 )
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if SESSION_COOKIE_SECURE:
+    # __Host- cookies cannot be set by a sibling host or for another path (ASVS V3.3.3).
+    SESSION_COOKIE_NAME = "__Host-kenshin_session"
+    CSRF_COOKIE_NAME = "__Host-kenshin_csrf"
+# Step-up: a fresh TOTP is asked again before sensitive actions (ACL-05).
+STEP_UP_SECONDS = 5 * 60
+OTP_TOTP_ISSUER = "Kenshin"
+
+# Throttling and lockout (AUTH-05): by user name and address together, so nobody can lock a
+# colleague out from another terminal; a cool-off rather than a permanent lock.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "kenshin.accounts.views.lockout"
+AXES_VERBOSE = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_SENSITIVE_PARAMETERS = ["username", "password", "otp_token"]
+
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Production sits behind TLS: redirect plain http and pin HTTPS (check --deploy is clean).
+SECURE_SSL_REDIRECT = SESSION_COOKIE_SECURE and os.environ.get("KENSHIN_SSL_REDIRECT", "1") == "1"
+SECURE_HSTS_SECONDS = 31_536_000 if SESSION_COOKIE_SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SESSION_COOKIE_SECURE
+SECURE_HSTS_PRELOAD = False
+if os.environ.get("KENSHIN_BEHIND_PROXY") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SILENCED_SYSTEM_CHECKS = ["security.W021"]  # HSTS preload is a per-domain decision
+
+# Content Security Policy: nothing inline, nothing from elsewhere (SESS-05).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# The audit API (core.audit.record) hands each entry to this writer; no fallback.
+KENSHIN_AUDIT_WRITER = "kenshin.audit.services.append"
+# Office hours for the access review's "outside office hours" report.
+OFFICE_HOURS = (os.environ.get("KENSHIN_OFFICE_OPEN", "08:00"), os.environ.get("KENSHIN_OFFICE_CLOSE", "18:30"))
+
+# Initial and reset passwords go to the user, never to the administrator (AUTH-07). Mail is
+# the channel; the demo and tests write it to files under var/mail/.
+EMAIL_BACKEND = os.environ.get(
+    "KENSHIN_EMAIL_BACKEND",
+    "django.core.mail.backends.filebased.EmailBackend"
+    if (DEBUG or DEMO_MODE)
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+EMAIL_HOST = os.environ.get("KENSHIN_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("KENSHIN_EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("KENSHIN_EMAIL_FROM", "kenshin@localhost")
 
 LANGUAGE_CODE = "ja"
 TIME_ZONE = "Asia/Tokyo"

@@ -1,11 +1,11 @@
-"""Root URL map: each app mounts its own urls.py."""
+"""Root URL map: each app mounts its own urls.py. Every view declares its access
+(core.permissions); the gate middleware refuses any that does not."""
 
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="web/login.html"), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("kenshin.accounts.urls")),
+    path("audit/", include("kenshin.audit.urls")),
     path("residents/", include("kenshin.residents.urls")),
     path("", include("kenshin.web.urls")),
 ]

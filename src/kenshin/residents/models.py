@@ -215,3 +215,37 @@ class FiscalCategory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fiscal_year}年度 {self.atena_no}"
+
+
+class FlagKind(models.TextChoices):
+    """Why views of a person are reported to the access review (LOG-07)."""
+
+    DV = "dv", "DV等支援措置"
+    VIP = "vip", "要配慮（著名人等）"
+
+
+class ResidentFlag(models.Model):
+    """A person whose record staff should open only with good reason; every view is reviewed.
+
+    DV等支援措置 comes from 住民記録 (the 支援措置 list); VIP is set by the 課長.
+    """
+
+    municipality_code = _code("団体コード", 6)
+    atena_no = _code("宛名番号", 15)
+    kind = models.CharField("種類", max_length=10, choices=FlagKind.choices)
+    valid_from = models.DateField("開始日")
+    valid_to = models.DateField("終了日", null=True, blank=True)
+    note = models.CharField("備考", max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "閲覧注意の住民"
+        verbose_name_plural = "閲覧注意の住民"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["municipality_code", "atena_no", "kind", "valid_from"],
+                name="residents_flag_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.atena_no}"

@@ -1,14 +1,14 @@
 """The home page: where each day's work starts."""
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from kenshin.core import clock
+from kenshin.core.permissions import signed_in
 from kenshin.residents import services as residents
 
 
-@login_required
+@signed_in("ホーム画面（住民の件数のみ。個人の情報は表示しない）")
 def home(request: HttpRequest) -> HttpResponse:
     """Counts of the register and the menu."""
     return render(

@@ -1,0 +1,9 @@
+"""PLACEHOLDER — being implemented (idle/absolute limits, UserSession tracking)."""
+
+
+def enforce(request):
+    return None
+
+
+def touch(request, response):
+    return None
