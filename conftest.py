@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.plugins.leakguard", "kenshin.audit.testing"]
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +18,8 @@ def _fast_password_hashing(settings):
     """Argon2id costs ~100 ms per hash by design; tests use a fast hasher except where they
     check the production setting itself (accounts tests read settings.PASSWORD_HASHERS first)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # The test client speaks plain http; production redirects it to https (check --deploy).
+    settings.SECURE_SSL_REDIRECT = False
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ ALLOWED_HOSTS = [
 # carries it so that a prefecture-wide deployment can partition by it later.
 MUNICIPALITY_CODE = os.environ.get("KENSHIN_MUNICIPALITY_CODE", "342025")  # 呉市
 MUNICIPALITY_NAME = os.environ.get("KENSHIN_MUNICIPALITY_NAME", "呉市")
+# The city's name in Latin letters: a context word the password policy refuses (AUTH-03).
+MUNICIPALITY_ROMAJI = os.environ.get("KENSHIN_MUNICIPALITY_ROMAJI", "kure")
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -223,6 +225,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+
+# Error reports (ADMINS mail, debug page) never show POST values or local variables.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kenshin.web.errors.NoPersonalDataFilter"
 
 # The audit API (core.audit.record) hands each entry to this writer; no fallback.
 KENSHIN_AUDIT_WRITER = "kenshin.audit.services.append"

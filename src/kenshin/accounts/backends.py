@@ -31,4 +31,25 @@ class RoleBackend(ModelBackend):
         return grants.allows(user_obj, perm, obj)
 
     def has_module_perms(self, user_obj: Any, app_label: str) -> bool:
+        if not user_obj.is_active:
+            return False
         return any(g.function.startswith(app_label + ".") for g in grants.grants_of(user_obj))
+
+    def with_perm(
+        self, perm: Any, is_active: bool = True, include_superusers: bool = True, obj=None
+    ):
+        """Who holds ``perm`` through a role in force now (never "every superuser").
+
+        ModelBackend's version would list superusers and read Django's permission tables.
+        """
+        from django.contrib.auth import get_user_model
+
+        from kenshin.accounts.models import Role, RoleAssignment
+
+        # JSON "contains" is not available on SQLite; the role table is small.
+        role_ids = [r.pk for r in Role.objects.all() if perm in (r.functions or [])]
+        user_ids = RoleAssignment.objects.filter(grants.in_force_q(), role_id__in=role_ids).values(
+            "user_id"
+        )
+        users = get_user_model()._default_manager.filter(pk__in=user_ids)
+        return users.filter(is_active=True) if is_active else users

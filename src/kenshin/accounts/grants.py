@@ -29,16 +29,40 @@ class Grant:
     emergency: bool
 
 
-def active_assignments(user: Any):
-    """Assignments in force now: started, not ended, not revoked, not expired."""
+def in_force_q(prefix: str = "") -> Q:
+    """The condition "this assignment is in force now", reusable from another model's query.
+
+    Dates are the business (JST) date from core.clock: a grant "until 31 March" holds for the
+    whole of that day in Kure, whatever the server's time zone. ``valid_to`` is inclusive;
+    ``expires_at`` (break-glass) is exclusive, to the second.
+    """
     now = clock.now()
     today = clock.today()
     return (
-        RoleAssignment.objects.filter(user_id=user.pk, revoked_at__isnull=True, valid_from__lte=today)
-        .filter(Q(valid_to__isnull=True) | Q(valid_to__gte=today))
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .select_related("role")
+        Q(**{f"{prefix}revoked_at__isnull": True, f"{prefix}valid_from__lte": today})
+        & (Q(**{f"{prefix}valid_to__isnull": True}) | Q(**{f"{prefix}valid_to__gte": today}))
+        & (Q(**{f"{prefix}expires_at__isnull": True}) | Q(**{f"{prefix}expires_at__gt": now}))
     )
+
+
+def active_assignments(user: Any):
+    """Assignments in force now: started, not ended, not revoked, not expired."""
+    return RoleAssignment.objects.filter(in_force_q(), user_id=user.pk).select_related("role")
+
+
+def _functions_of(assignment: RoleAssignment) -> list[str]:
+    """The function codes an assignment grants, ignoring anything that is not a code string.
+
+    Why so careful: ``Role.functions`` is JSON edited as data; a stray string would otherwise be
+    iterated character by character. An emergency role counts only through a break-glass
+    grant (one with ``expires_at``): a permanent emergency assignment slipped in through the
+    database grants nothing (BG-01).
+    """
+    role = assignment.role
+    if role.is_emergency and assignment.expires_at is None:
+        return []
+    functions = role.functions if isinstance(role.functions, list) else []
+    return [code for code in functions if isinstance(code, str)]
 
 
 def grants_of(user: Any) -> list[Grant]:
@@ -51,7 +75,9 @@ def grants_of(user: Any) -> list[Grant]:
     grants = [
         Grant(code, a.role.code, a.role.name, a.scope_kind, a.scope_value, a.role.is_emergency)
         for a in active_assignments(user)
-        for code in a.role.functions
+        for code in _functions_of(a)
+        # A scoped grant without a value would match objects with an empty scope: ignore it.
+        if not a.scope_kind or a.scope_value
     ]
     setattr(user, _CACHE_ATTR, grants)
     return grants
@@ -77,7 +103,7 @@ def allows(user: Any, code: str, obj: Any = None) -> bool:
         if not g.scope_kind or obj is None:
             return True
         scope_of = getattr(obj, "kenshin_scope", None)
-        if callable(scope_of) and scope_of().get(g.scope_kind) == g.scope_value:
+        if callable(scope_of) and str(scope_of().get(g.scope_kind, "")) == g.scope_value:
             return True
     return False
 
@@ -94,7 +120,7 @@ def scopes_for(user: Any, code: str) -> list[tuple[str, str]] | None:
 
 
 def role_labels(user: Any) -> str:
-    """"保健師, 事務[医療機関:3410000001]" — stored with every audit event."""
+    """ "保健師, 事務[医療機関:3410000001]" — stored with every audit event."""
     seen: list[str] = []
     for g in grants_of(user):
         label = g.role_name + (f"[{g.scope_kind}:{g.scope_value}]" if g.scope_kind else "")

@@ -1,7 +1,126 @@
-"""PLACEHOLDER — being implemented (TOTP enrolment and verification)."""
+"""The second factor: TOTP enrolment, verification and recovery codes (AUTH-01).
 
+Why TOTP (an authenticator app) for everyone: a stolen or guessed password alone must open
+nothing. A session with only the password reaches the second-factor page, enrolment and logout
+(the gate in accounts.middleware); everything else redirects to ``next_step_url``.
+
+Recovery codes: ten single-use codes shown once at enrolment, for the day the phone is lost.
+They get the user in once; they do not authorise sensitive actions (accounts.stepup).
+
+Failures: django-otp throttles each device (1, 2, 4, 8 … seconds between tries after a wrong
+code, kept across sessions), every failure is an audit event, and after MAX_FAILURES wrong
+codes in one session the session is ended so the password must be entered again — which counts
+toward the axes lockout if it is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import segno
+from django.db import transaction
 from django.urls import reverse
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+TOTP_NAME = "認証アプリ"
+RECOVERY_NAME = "回復コード"
+RECOVERY_COUNT = 10
+MAX_FAILURES = 5
 
 
-def next_step_url(user) -> str:
-    return reverse("accounts:login")
+def has_totp(user: Any) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def next_step_url(user: Any) -> str:
+    """Where a password-only session must go: the code page, or enrolment on first sign-in."""
+    if has_totp(user):
+        return reverse("accounts:mfa_verify")
+    return reverse("accounts:mfa_enrol")
+
+
+def pending_device(user: Any) -> TOTPDevice:
+    """The unconfirmed device being enrolled (the same one across reloads of the page)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+    return device
+
+
+def secret_base32(device: TOTPDevice) -> str:
+    """The key as the authenticator apps type it in, in groups of four."""
+    from base64 import b32encode
+
+    raw = b32encode(device.bin_key).decode("ascii").rstrip("=")
+    return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def qr_svg(device: TOTPDevice) -> str:
+    """The otpauth:// URI as inline SVG markup: no script, no style attribute (CSP)."""
+    return segno.make(device.config_url, error="m").svg_inline(
+        scale=5, title="認証アプリ登録用のQRコード"
+    )
+
+
+def confirm_enrolment(device: TOTPDevice, token: str) -> bool:
+    """Confirm the pending device with a code from the app; other pending devices go."""
+    token = (token or "").strip().replace(" ", "")
+    if not (token.isdigit() and len(token) == device.digits):
+        return False
+    with transaction.atomic():
+        if not device.verify_token(token):
+            return False
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
+    return True
+
+
+def issue_recovery_codes(user: Any) -> list[str]:
+    """Replace the user's recovery codes with ten new ones and return them (shown once)."""
+    with transaction.atomic():
+        device, _ = StaticDevice.objects.get_or_create(
+            user=user, name=RECOVERY_NAME, defaults={"confirmed": True}
+        )
+        device.token_set.all().delete()
+        codes = [StaticToken.random_token() for _ in range(RECOVERY_COUNT)]
+        StaticToken.objects.bulk_create(StaticToken(device=device, token=c) for c in codes)
+    return codes
+
+
+def verify(user: Any, token: str) -> tuple[Any | None, str]:
+    """Check a code from the sign-in page: ``(device, "totp"|"recovery")`` or ``(None, kind)``.
+
+    Six digits go to the authenticator device, anything else to the recovery codes, so a
+    recovery code never counts as a failed TOTP (which would throttle the app's device).
+    """
+    token = (token or "").strip().replace(" ", "").replace("-", "")
+    if token.isdigit() and len(token) == 6:
+        with transaction.atomic():
+            for device in TOTPDevice.objects.devices_for_user(user, confirmed=True):
+                device = TOTPDevice.objects.select_for_update().get(pk=device.pk)
+                if device.verify_token(token):
+                    return device, "totp"
+        return None, "totp"
+    token = token.lower()
+    with transaction.atomic():
+        for device in StaticDevice.objects.devices_for_user(user, confirmed=True):
+            device = StaticDevice.objects.select_for_update().get(pk=device.pk)
+            if device.verify_token(token):
+                return device, "recovery"
+    return None, "recovery"
+
+
+def recovery_codes_left(user: Any) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def reset_devices(user: Any) -> None:
+    """Lost phone: remove the user's authenticator and recovery codes; the next sign-in enrols.
+
+    For the administrator's screen (with step-up); the user's sessions should end too.
+    """
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).delete()
+        StaticDevice.objects.filter(user=user).delete()

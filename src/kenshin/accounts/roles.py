@@ -17,6 +17,8 @@ STANDARD_ROLES: list[dict] = [
             "accounts.assign_roles",
             "accounts.end_sessions",
             "accounts.break_glass",
+            "accounts.view_institution",
+            "accounts.edit_institution",
             "audit.access_review",
         ],
     },

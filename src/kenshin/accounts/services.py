@@ -3,21 +3,98 @@
 from __future__ import annotations
 
 import secrets
+from datetime import date
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 
-def ensure_demo_user(username: str, display_name: str, *, is_superuser: bool = False) -> str:
-    """Create (or reset) a demo account and return its freshly generated password.
+def ensure_institution(code: str, name: str, **fields: str) -> Any:
+    """Create or update one 医療機関 of this municipality (the demo and data loads use it)."""
+    from kenshin.accounts.models import Institution
+
+    institution, _ = Institution.objects.update_or_create(
+        municipality_code=settings.MUNICIPALITY_CODE, code=code, defaults={"name": name, **fields}
+    )
+    return institution
+
+
+def ensure_demo_user(
+    username: str,
+    display_name: str,
+    roles: list[str],
+    scope: tuple[str, str] | None = None,
+) -> tuple[str, str]:
+    """Create (or reset) a demo account; return ``(password, TOTP key in base32)``.
 
     Why random: no default password ever exists, even in the demo; the demo prints it once.
+    The account gets a confirmed authenticator device (demo only: real users enrol their own
+    phone at first sign-in) so ``kenshin demo totp USER`` can show its current code.
+    A ``("clinic", code)`` scope also ties the user to that institution.
     """
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from kenshin.accounts import mfa
+    from kenshin.accounts.models import Institution, Role, RoleAssignment
+
     user_model = get_user_model()
     password = secrets.token_urlsafe(12)
     user, _ = user_model.objects.get_or_create(username=username)
     user.display_name = display_name
-    user.is_staff = is_superuser
-    user.is_superuser = is_superuser
+    user.is_staff = False
+    user.is_superuser = False
+    user.is_active = True
+    user.must_change_password = False
+    user.temp_password_expires_at = None
+    user.temp_password_used = False
+    user.institution = None
+    if scope and scope[0] == "clinic":
+        user.institution = Institution.objects.get(
+            municipality_code=settings.MUNICIPALITY_CODE, code=scope[1]
+        )
     user.set_password(password)
     user.save()
-    return password
+    RoleAssignment.objects.filter(user=user).delete()
+    for code in roles:
+        RoleAssignment.objects.create(
+            user=user,
+            role=Role.objects.get(code=code),
+            scope_kind=scope[0] if scope else "",
+            scope_value=scope[1] if scope else "",
+            valid_from=date(2020, 4, 1),
+        )
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=mfa.TOTP_NAME, confirmed=True)
+    return password, mfa.secret_base32(device).replace(" ", "")
+
+
+def demo_totp_code(username: str) -> str:
+    """The current code of a demo account's authenticator device (``kenshin demo totp``)."""
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
+    if device is None:
+        raise LookupError(username)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"
+
+
+def staff_own_atena_nos() -> dict[int, str]:
+    """user_id -> the staff member's own 宛名番号, for users who are also residents.
+
+    Why: the access review reports staff opening their own or their household's record
+    (LOG-07); the audit app reads this here instead of the accounts tables.
+    """
+    rows = get_user_model().objects.exclude(own_atena_no="").values_list("pk", "own_atena_no")
+    return {pk: atena_no.strip() for pk, atena_no in rows if atena_no.strip()}
+
+
+def usernames_of(user_ids: set[int] | list[int]) -> dict[int, str]:
+    """user_id -> username, for review screens that store only ids (audit.ReviewTask)."""
+    ids = [i for i in user_ids if i]
+    if not ids:
+        return {}
+    return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))

@@ -1,4 +1,4 @@
-"""個人番号 check digit, and finding valid-looking 個人番号 in text (for masking and the leak guard).
+"""個人番号 check digit, and finding valid-looking 個人番号 in text (masking, leak guard).
 
 Why here and not only in ``linkage``: the leak guard and the audit writer must recognise a
 個人番号 wherever it might slip out, long before (and outside) the vault. The formula is the
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
-_CANDIDATE = re.compile(r"(?<![0-9０-９])([0-9０-９]{4}[ -]?[0-9０-９]{4}[ -]?[0-9０-９]{4})(?![0-9０-９])")
+_CANDIDATE = re.compile(
+    r"(?<![0-9０-９])([0-9０-９]{4}[ -]?[0-9０-９]{4}[ -]?[0-9０-９]{4})(?![0-9０-９])"
+)
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 
@@ -34,7 +36,7 @@ def is_valid(number: str) -> bool:
 
 
 def find_all(text: str) -> list[str]:
-    """Every 12-digit run (ASCII or full-width, optionally grouped 4-4-4) with a valid check digit."""
+    """Every 12-digit run (ASCII or full-width, maybe grouped 4-4-4) with a valid check digit."""
     found = []
     for m in _CANDIDATE.finditer(text):
         digits = re.sub(r"[ -]", "", m.group(1)).translate(_FULLWIDTH)

@@ -7,15 +7,17 @@ apps cannot reach into this app's tables (DESIGN.md: cross-app calls go through 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 
+from kenshin.core import audit, clock
 from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
 from kenshin.residents import rules
@@ -25,7 +27,9 @@ from kenshin.residents.models import (
     FeedImport,
     FeedKind,
     FiscalCategory,
+    FlagKind,
     InsuranceCategory,
+    ResidentFlag,
     ResidentStatus,
     ResidentVersion,
     Sex,
@@ -244,3 +248,141 @@ def count_current() -> dict[str, int]:
         .first()
     ) or {}
     return {label: counts[value] for value, label in ResidentStatus.choices if value in counts}
+
+
+# ---------------------------------------------------------------------------------------------
+# 閲覧注意の住民 (ResidentFlag): DV等支援措置 and VIP. Every view of such a person is reported to
+# the access review (LOG-07); the person page shows a notice so staff think twice before reading.
+
+
+# kind -> label, for other apps (the access review) that must not import the model.
+FLAG_KINDS: dict[str, str] = dict(FlagKind.choices)
+
+
+@dataclass(frozen=True)
+class FlagInfo:
+    """One flag period of a person, as templates and the audit review see it."""
+
+    flag_id: int
+    atena_no: str
+    kind: str
+    kind_label: str
+    valid_from: date
+    valid_to: date | None
+    note: str
+
+
+def _flag_info(f: ResidentFlag) -> FlagInfo:
+    return FlagInfo(
+        flag_id=f.pk,
+        atena_no=f.atena_no,
+        kind=f.kind,
+        kind_label=f.get_kind_display(),
+        valid_from=f.valid_from,
+        valid_to=f.valid_to,
+        note=f.note,
+    )
+
+
+def _flags():
+    return ResidentFlag.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
+
+
+def _active_on(day: date) -> Q:
+    # valid_to is the last day of the measure (inclusive): a 支援措置 ending on 3/31 covers 3/31.
+    return Q(valid_from__lte=day) & (Q(valid_to__isnull=True) | Q(valid_to__gte=day))
+
+
+def flags_of(atena_no: str, on_date: date | None = None) -> list[FlagInfo]:
+    """Flags in force for one person on a day (default: today in Japan)."""
+    day = on_date or clock.today()
+    qs = _flags().filter(_active_on(day), atena_no=atena_no).order_by("kind", "valid_from")
+    return [_flag_info(f) for f in qs]
+
+
+def flagged_atena_nos(kinds: Iterable[str] | None = None, on_date: date | None = None) -> set[str]:
+    """宛名番号 of everyone with a flag of one of ``kinds`` (default: all) in force on a day."""
+    qs = _flags().filter(_active_on(on_date or clock.today()))
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    return set(qs.values_list("atena_no", flat=True))
+
+
+def flag_periods(
+    kinds: Iterable[str] | None = None, start: date | None = None, end: date | None = None
+) -> list[FlagInfo]:
+    """Every flag period overlapping [start, end] (either bound open), for the access review.
+
+    Why periods and not a set: a view counts as a view of a flagged record only if the flag
+    was in force on the day of the view; the review compares each view's date with these.
+    """
+    qs = _flags()
+    if kinds is not None:
+        qs = qs.filter(kind__in=list(kinds))
+    if end is not None:
+        qs = qs.filter(valid_from__lte=end)
+    if start is not None:
+        qs = qs.filter(Q(valid_to__isnull=True) | Q(valid_to__gte=start))
+    return [_flag_info(f) for f in qs.order_by("atena_no", "valid_from")]
+
+
+def set_flag(
+    actor: Any,
+    atena_no: str,
+    kind: str,
+    valid_from: date,
+    note: str = "",
+    *,
+    valid_to: date | None = None,
+) -> FlagInfo:
+    """Flag a person (課長, function residents.flag); the audit event is written in the same
+    transaction. The event carries only the flag's id: the kind (DV!) is itself sensitive and
+    the audit log must not become a list of protected people.
+    """
+    atena_no = normalize_digits(atena_no or "").strip()
+    if not atena_no:
+        raise ValueError("宛名番号を入力してください")
+    if kind not in FlagKind.values:
+        raise ValueError("閲覧注意の種類が正しくありません")
+    if valid_to is not None and valid_to < valid_from:
+        raise ValueError("終了日は開始日より後にしてください")
+    with transaction.atomic():
+        flag, _created = ResidentFlag.objects.update_or_create(
+            municipality_code=settings.MUNICIPALITY_CODE,
+            atena_no=atena_no,
+            kind=kind,
+            valid_from=valid_from,
+            defaults={"valid_to": valid_to, "note": note[:200]},
+        )
+        audit.record(
+            audit.Event.CREATE if _created else audit.Event.UPDATE,
+            actor,
+            atena_no,
+            function="residents.flag",
+            flag_id=flag.pk,
+        )
+    return _flag_info(flag)
+
+
+def household_of(atena_no: str) -> set[str]:
+    """宛名番号 of everyone currently in the same household as this person (the person included)."""
+    return households_of([atena_no]).get(atena_no, set())
+
+
+def households_of(atena_nos: Iterable[str]) -> dict[str, set[str]]:
+    """For each given 宛名番号, the current household's members (two queries for any number).
+
+    Used by the access review for "staff viewing their own household" (LOG-07).
+    """
+    wanted = {a for a in atena_nos if a}
+    if not wanted:
+        return {}
+    own = dict(_current().filter(atena_no__in=wanted).values_list("atena_no", "household_no"))
+    members: dict[str, set[str]] = {}
+    for a, h in (
+        _current()
+        .filter(household_no__in=set(own.values()))
+        .values_list("atena_no", "household_no")
+    ):
+        members.setdefault(h, set()).add(a)
+    return {a: members.get(h, {a}) | {a} for a, h in own.items()}

@@ -1,55 +1,108 @@
-"""Staff UI for the register: search and the person page.
+"""Staff UI for the register: search and the person page, always with a purpose (ACL-04).
 
 Search terms are personal data, so the form is POSTed (never in a URL, never in access logs),
-and result links carry a random per-session reference instead of the 宛名番号.
+and result links carry a random per-session reference instead of the 宛名番号. Each reference
+remembers the 利用目的 chosen for the search, so that opening the person records why (LOG-01);
+a reference without a purpose leads to a purpose question, never to the record.
 """
 
 from __future__ import annotations
 
 import secrets
 
-from django.contrib.auth.decorators import login_required
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from kenshin.core import audit
+from kenshin.core.permissions import requires
+from kenshin.core.purposes import label as purpose_label
 from kenshin.residents import services
-from kenshin.residents.forms import ResidentSearchForm
+from kenshin.residents.forms import FlagForm, PurposeForm, ResidentSearchForm
 
-_REFS = "residents_refs"
+_REFS = "residents_refs"  # session: ref -> [atena_no, purpose]
 _MAX_REFS = 500
+NOT_FOUND = "検索結果から開いてください"
 
 
-def _ref_for(request: HttpRequest, atena_no: str) -> str:
-    """A random token standing for one person within this staff session."""
-    refs: dict[str, str] = request.session.get(_REFS, {})
-    for ref, value in refs.items():
-        if value == atena_no:
-            return ref
-    if len(refs) >= _MAX_REFS:
-        refs.pop(next(iter(refs)))
-    ref = secrets.token_urlsafe(9)
-    refs[ref] = atena_no
+def _refs(request: HttpRequest) -> dict[str, list[str]]:
+    return request.session.get(_REFS, {})
+
+
+def _ref_for(request: HttpRequest, atena_no: str, purpose: str) -> str:
+    """A random token standing for one person (and the purpose) within this staff session.
+
+    The same person keeps one token; a later search under another purpose updates it, so the
+    link always opens the record for the purpose last chosen.
+    """
+    refs = _refs(request)
+    found = next((ref for ref, v in refs.items() if _unpack(v)[0] == atena_no), None)
+    if found is None:
+        if len(refs) >= _MAX_REFS:
+            refs.pop(next(iter(refs)))
+        found = secrets.token_urlsafe(9)
+    refs[found] = [atena_no, purpose]
     request.session[_REFS] = refs
-    return ref
+    return found
 
 
-@login_required
+def _unpack(value: object) -> tuple[str, str]:
+    # A session from before purposes were stored holds the bare 宛名番号: no purpose yet.
+    if isinstance(value, str):
+        return value, ""
+    atena_no, purpose = [*list(value), "", ""][:2]  # type: ignore[call-overload]
+    return str(atena_no), str(purpose)
+
+
+def _lookup(request: HttpRequest, ref: str) -> tuple[str, str]:
+    value = _refs(request).get(ref)
+    if not value:
+        raise Http404(NOT_FOUND)
+    return _unpack(value)
+
+
+def criteria_kind(data: dict[str, str]) -> str:
+    """Which kind of criteria a search used ("kana+birth", "atena_no" …) — never the terms.
+
+    Follows services.search_residents' precedence: 宛名番号, then 世帯番号, then names.
+    """
+    if (data.get("atena_no") or "").strip():
+        return "atena_no"
+    if (data.get("household_no") or "").strip():
+        return "household_no"
+    used = [key for key, field in (("kana", "kana"), ("name", "name"), ("birth", "birth_date"))
+            if (data.get(field) or "").strip()]  # fmt: skip
+    return "+".join(used) or "none"
+
+
+@requires("residents.search")
 @require_http_methods(["GET", "POST"])
 def search(request: HttpRequest) -> HttpResponse:
-    """Search form and results (POST)."""
+    """Search form and results (POST). Each search is audited with its purpose and hit count."""
     form = ResidentSearchForm(request.POST or None)
     results = None
     more = False
     error = ""
     if request.method == "POST" and form.is_valid():
+        purpose = form.cleaned_data["purpose"]
+        by = criteria_kind(form.criteria())
         try:
-            found = services.search_residents(**form.cleaned_data, limit=services.SEARCH_LIMIT + 1)
+            found = services.search_residents(**form.criteria(), limit=services.SEARCH_LIMIT + 1)
         except ValueError as exc:  # SearchRejected or an unreadable date
             error = str(exc)
+            audit.record(
+                audit.Event.SEARCH, request, None, purpose,
+                function="residents.search", result=audit.Result.FAILURE, by=by, hits=0,
+            )  # fmt: skip
         else:
             more = len(found) > services.SEARCH_LIMIT
-            results = [(r, _ref_for(request, r.atena_no)) for r in found[: services.SEARCH_LIMIT]]
+            shown = found[: services.SEARCH_LIMIT]
+            audit.record(
+                audit.Event.SEARCH, request, None, purpose,
+                function="residents.search", by=by, hits=len(shown), more=more,
+            )  # fmt: skip
+            results = [(r, _ref_for(request, r.atena_no, purpose)) for r in shown]
     return render(
         request,
         "residents/search.html",
@@ -63,24 +116,64 @@ def search(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@require_http_methods(["GET"])
+@requires("residents.view")
+@require_http_methods(["GET", "POST"])
 def person(request: HttpRequest, ref: str) -> HttpResponse:
-    """Current attributes, household, fiscal-year categories and 異動 history of one person."""
-    atena_no = request.session.get(_REFS, {}).get(ref)
-    record = services.get_resident(atena_no) if atena_no else None
+    """One person's record, opened for the purpose carried by the reference.
+
+    GET shows the record and records Event.VIEW with the 宛名番号 and the purpose; a reference
+    without a purpose shows only the purpose question. POST changes the purpose, then shows
+    the record again (a new VIEW under the new purpose).
+    """
+    atena_no, purpose = _lookup(request, ref)
+    if request.method == "POST":
+        form = PurposeForm(request.POST)
+        if form.is_valid():
+            _ref_for(request, atena_no, form.cleaned_data["purpose"])
+            return redirect("residents:person", ref=ref)
+        return render(request, "residents/purpose.html", {"form": form, "ref": ref}, status=400)
+    if not purpose:
+        return render(request, "residents/purpose.html", {"form": PurposeForm(), "ref": ref})
+    record = services.get_resident(atena_no)
     if record is None:
-        raise Http404("検索結果から開いてください")
+        raise Http404(NOT_FOUND)
+    audit.record(audit.Event.VIEW, request, atena_no, purpose, function="residents.view")
     household = [
-        (m, _ref_for(request, m.atena_no)) for m in services.household_members(record.household_no)
+        (m, _ref_for(request, m.atena_no, purpose))
+        for m in services.household_members(record.household_no)
     ]
     return render(
         request,
         "residents/person.html",
         {
             "r": record,
+            "ref": ref,
+            "purpose": purpose,
+            "purpose_label": purpose_label(purpose),
+            "purpose_form": PurposeForm(),
+            "flags": services.flags_of(atena_no),
             "household": household,
             "history": services.history(record.atena_no),
             "categories": services.fiscal_categories(record.atena_no),
         },
     )
+
+
+@requires("residents.flag")
+@require_http_methods(["GET", "POST"])
+def flags(request: HttpRequest) -> HttpResponse:
+    """閲覧注意の住民の設定 (課長). The list is not shown: it would be a list of DV victims."""
+    form = FlagForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.set_flag(
+                request, data["atena_no"], data["kind"], data["valid_from"], data["note"],
+                valid_to=data["valid_to"],
+            )  # fmt: skip
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "閲覧注意を設定しました。")
+            return redirect("residents:flags")
+    return render(request, "residents/flags.html", {"form": form})

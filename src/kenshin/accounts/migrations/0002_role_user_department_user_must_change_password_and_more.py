@@ -6,140 +6,299 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Role',
+            name="Role",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=40, unique=True, verbose_name='コード')),
-                ('name', models.CharField(max_length=60, verbose_name='名称')),
-                ('description', models.TextField(blank=True, verbose_name='説明')),
-                ('functions', models.JSONField(default=list, verbose_name='機能')),
-                ('is_emergency', models.BooleanField(default=False, help_text='緊急アクセス（ブレークグラス）でだけ付与されるロール', verbose_name='緊急用')),
-                ('builtin', models.BooleanField(default=False, verbose_name='標準')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=40, unique=True, verbose_name="コード")),
+                ("name", models.CharField(max_length=60, verbose_name="名称")),
+                ("description", models.TextField(blank=True, verbose_name="説明")),
+                ("functions", models.JSONField(default=list, verbose_name="機能")),
+                (
+                    "is_emergency",
+                    models.BooleanField(
+                        default=False,
+                        help_text="緊急アクセス（ブレークグラス）でだけ付与されるロール",
+                        verbose_name="緊急用",
+                    ),
+                ),
+                ("builtin", models.BooleanField(default=False, verbose_name="標準")),
             ],
             options={
-                'verbose_name': 'ロール',
-                'verbose_name_plural': 'ロール',
-                'ordering': ['id'],
+                "verbose_name": "ロール",
+                "verbose_name_plural": "ロール",
+                "ordering": ["id"],
             },
         ),
         migrations.AddField(
-            model_name='user',
-            name='department',
-            field=models.CharField(blank=True, max_length=60, verbose_name='所属'),
+            model_name="user",
+            name="department",
+            field=models.CharField(blank=True, max_length=60, verbose_name="所属"),
         ),
         migrations.AddField(
-            model_name='user',
-            name='must_change_password',
-            field=models.BooleanField(default=False, verbose_name='次回パスワード変更'),
+            model_name="user",
+            name="must_change_password",
+            field=models.BooleanField(default=False, verbose_name="次回パスワード変更"),
         ),
         migrations.AddField(
-            model_name='user',
-            name='own_atena_no',
-            field=models.CharField(blank=True, help_text='職員本人が市民でもある場合。本人・同一世帯の閲覧を点検で示すために使います。', max_length=20, verbose_name='本人の宛名番号'),
+            model_name="user",
+            name="own_atena_no",
+            field=models.CharField(
+                blank=True,
+                help_text="職員本人が市民でもある場合。本人・同一世帯の閲覧を点検で示すために使います。",
+                max_length=20,
+                verbose_name="本人の宛名番号",
+            ),
         ),
         migrations.AddField(
-            model_name='user',
-            name='password_changed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='パスワード変更日時'),
+            model_name="user",
+            name="password_changed_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="パスワード変更日時"),
         ),
         migrations.AddField(
-            model_name='user',
-            name='temp_password_expires_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='仮パスワード期限'),
+            model_name="user",
+            name="temp_password_expires_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="仮パスワード期限"),
         ),
         migrations.AddField(
-            model_name='user',
-            name='temp_password_used',
-            field=models.BooleanField(default=False, verbose_name='仮パスワード使用済み'),
+            model_name="user",
+            name="temp_password_used",
+            field=models.BooleanField(default=False, verbose_name="仮パスワード使用済み"),
         ),
         migrations.CreateModel(
-            name='Institution',
+            name="Institution",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('municipality_code', models.CharField(max_length=6, verbose_name='市区町村コード')),
-                ('code', models.CharField(max_length=10, verbose_name='医療機関コード')),
-                ('name', models.CharField(max_length=100, verbose_name='名称')),
-                ('contact_name', models.CharField(blank=True, max_length=60, verbose_name='担当者')),
-                ('phone', models.CharField(blank=True, max_length=20, verbose_name='電話番号')),
-                ('address', models.CharField(blank=True, max_length=200, verbose_name='所在地')),
-                ('is_active', models.BooleanField(default=True, verbose_name='有効')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "municipality_code",
+                    models.CharField(max_length=6, verbose_name="市区町村コード"),
+                ),
+                ("code", models.CharField(max_length=10, verbose_name="医療機関コード")),
+                ("name", models.CharField(max_length=100, verbose_name="名称")),
+                (
+                    "contact_name",
+                    models.CharField(blank=True, max_length=60, verbose_name="担当者"),
+                ),
+                ("phone", models.CharField(blank=True, max_length=20, verbose_name="電話番号")),
+                ("address", models.CharField(blank=True, max_length=200, verbose_name="所在地")),
+                ("is_active", models.BooleanField(default=True, verbose_name="有効")),
             ],
             options={
-                'verbose_name': '医療機関',
-                'verbose_name_plural': '医療機関',
-                'constraints': [models.UniqueConstraint(fields=('municipality_code', 'code'), name='institution_code_uq')],
+                "verbose_name": "医療機関",
+                "verbose_name_plural": "医療機関",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("municipality_code", "code"), name="institution_code_uq"
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='user',
-            name='institution',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='users', to='accounts.institution', verbose_name='医療機関'),
+            model_name="user",
+            name="institution",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="users",
+                to="accounts.institution",
+                verbose_name="医療機関",
+            ),
         ),
         migrations.CreateModel(
-            name='RoleAssignment',
+            name="RoleAssignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope_kind', models.CharField(blank=True, choices=[('', '全体'), ('programme', '事業'), ('department', '所属'), ('clinic', '医療機関')], default='', max_length=20, verbose_name='範囲')),
-                ('scope_value', models.CharField(blank=True, max_length=40, verbose_name='範囲の値')),
-                ('valid_from', models.DateField(verbose_name='開始日')),
-                ('valid_to', models.DateField(blank=True, null=True, verbose_name='終了日')),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='失効日時')),
-                ('granted_at', models.DateTimeField(auto_now_add=True, verbose_name='付与日時')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='取消日時')),
-                ('granted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('revoked_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('role', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='accounts.role')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "scope_kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "全体"),
+                            ("programme", "事業"),
+                            ("department", "所属"),
+                            ("clinic", "医療機関"),
+                        ],
+                        default="",
+                        max_length=20,
+                        verbose_name="範囲",
+                    ),
+                ),
+                (
+                    "scope_value",
+                    models.CharField(blank=True, max_length=40, verbose_name="範囲の値"),
+                ),
+                ("valid_from", models.DateField(verbose_name="開始日")),
+                ("valid_to", models.DateField(blank=True, null=True, verbose_name="終了日")),
+                (
+                    "expires_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="失効日時"),
+                ),
+                ("granted_at", models.DateTimeField(auto_now_add=True, verbose_name="付与日時")),
+                (
+                    "revoked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="取消日時"),
+                ),
+                (
+                    "granted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "revoked_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "role",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="assignments",
+                        to="accounts.role",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'ロール付与',
-                'verbose_name_plural': 'ロール付与',
+                "verbose_name": "ロール付与",
+                "verbose_name_plural": "ロール付与",
             },
         ),
         migrations.CreateModel(
-            name='BreakGlass',
+            name="BreakGlass",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(max_length=200, verbose_name='理由')),
-                ('minutes', models.PositiveIntegerField(verbose_name='時間（分）')),
-                ('requested_at', models.DateTimeField(auto_now_add=True)),
-                ('status', models.CharField(choices=[('requested', '承認待ち'), ('active', '有効'), ('rejected', '却下'), ('ended', '終了')], default='requested', max_length=12)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('assignment', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='break_glass', to='accounts.roleassignment')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reason", models.CharField(max_length=200, verbose_name="理由")),
+                ("minutes", models.PositiveIntegerField(verbose_name="時間（分）")),
+                ("requested_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("requested", "承認待ち"),
+                            ("active", "有効"),
+                            ("rejected", "却下"),
+                            ("ended", "終了"),
+                        ],
+                        default="requested",
+                        max_length=12,
+                    ),
+                ),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "assignment",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="break_glass",
+                        to="accounts.roleassignment",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '緊急アクセス',
-                'verbose_name_plural': '緊急アクセス',
+                "verbose_name": "緊急アクセス",
+                "verbose_name_plural": "緊急アクセス",
             },
         ),
         migrations.CreateModel(
-            name='UserSession',
+            name="UserSession",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session_key', models.CharField(max_length=64, unique=True)),
-                ('created_at', models.DateTimeField()),
-                ('last_seen_at', models.DateTimeField()),
-                ('address', models.CharField(blank=True, max_length=64)),
-                ('user_agent', models.CharField(blank=True, max_length=200)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='sessions', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("session_key", models.CharField(max_length=64, unique=True)),
+                ("created_at", models.DateTimeField()),
+                ("last_seen_at", models.DateTimeField()),
+                ("address", models.CharField(blank=True, max_length=64)),
+                ("user_agent", models.CharField(blank=True, max_length=200)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="sessions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'セッション',
-                'verbose_name_plural': 'セッション',
+                "verbose_name": "セッション",
+                "verbose_name_plural": "セッション",
             },
         ),
         migrations.AddIndex(
-            model_name='roleassignment',
-            index=models.Index(fields=['user', 'valid_from'], name='assign_user_from'),
+            model_name="roleassignment",
+            index=models.Index(fields=["user", "valid_from"], name="assign_user_from"),
         ),
     ]

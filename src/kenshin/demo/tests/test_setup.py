@@ -7,7 +7,7 @@ import re
 from datetime import date
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from kenshin.core import clock
@@ -33,8 +33,54 @@ def test_setup_builds_the_city_once_and_prints_working_accounts(settings, tmp_pa
     assert "住民 200 人のデモの街を生成しています" in first.getvalue()
     assert "デモの街は用意済みです" in second.getvalue()
     assert sum(services.count_current().values()) > 200  # residents plus 異動 since 2023
-    password = re.search(r"利用者ID hokenshi\s+パスワード (\S+)", second.getvalue()).group(1)
-    assert authenticate(username="hokenshi", password=password) is not None
+    text = second.getvalue()
+    for username in ("kanri", "kacho", "hokenshi", "jimu", "etsuran", "clinic"):
+        password = re.search(rf"利用者ID {username}\s+パスワード (\S+)", text).group(1)
+        assert get_user_model().objects.get(username=username).check_password(password)
+        assert f"確認コード: kenshin demo totp {username}" in text
+
+
+def test_demo_accounts_have_their_roles_a_clinic_and_a_working_second_factor(settings, tmp_path):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from kenshin.accounts import grants
+    from kenshin.accounts.models import Institution
+
+    settings.DEMO_MODE = True
+    settings.VAR_DIR = tmp_path
+    with clock.frozen(date(2026, 11, 26)):
+        out = io.StringIO()
+        call_command("demo", "setup", "--residents", "50", "--seed", "7", stdout=out)
+        assert sorted(Institution.objects.values_list("code", flat=True)) == [
+            "3410000011",
+            "3410000029",
+        ]
+        user_model = get_user_model()
+        admin = user_model.objects.get(username="kanri")
+        assert not admin.is_superuser and "system_admin" in {
+            g.role_code for g in grants.grants_of(admin)
+        }
+        clinic = user_model.objects.get(username="clinic")
+        assert clinic.institution.code == "3410000011"
+        assert {(g.scope_kind, g.scope_value) for g in grants.grants_of(clinic)} == {
+            ("clinic", "3410000011")
+        }
+    code = io.StringIO()
+    call_command("demo", "totp", "hokenshi", stdout=code)
+    device = TOTPDevice.objects.get(user__username="hokenshi", confirmed=True)
+    assert device.verify_token(code.getvalue().strip())
+
+
+def test_totp_command_refuses_outside_demo_mode(settings):
+    settings.DEMO_MODE = False
+    with pytest.raises(CommandError, match="KENSHIN_DEMO=1"):
+        call_command("demo", "totp", "hokenshi")
+
+
+def test_totp_command_names_an_unknown_user(settings):
+    settings.DEMO_MODE = True
+    with pytest.raises(CommandError, match="nobody"):
+        call_command("demo", "totp", "nobody")
 
 
 def test_interrupted_setup_resumes(settings, tmp_path):

@@ -1,27 +1,38 @@
-"""Staff pages: login required, search by POST, no personal data in URLs, bounded queries."""
+"""Staff pages: declared functions, search by POST with a purpose, every search and view audited
+with its purpose (ACL-04, LOG-01), no personal data in URLs, bounded queries."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
+from django.conf import settings
 from django.db import connection
+from django.shortcuts import resolve_url
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from kenshin.audit.models import AuditEvent
+from kenshin.core import audit
 from kenshin.residents.actions import import_feed_file
 from kenshin.residents.tests.conftest import person
 
 pytestmark = pytest.mark.django_db
 
+SEARCH = reverse("residents:search")
+LINK = re.compile(r'href="(/residents/view/[^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def _plain_http(settings):
+    # The test client speaks plain http; production redirects it to https (settings).
+    settings.SECURE_SSL_REDIRECT = False
+
 
 @pytest.fixture
-def staff(client, django_user_model):
-    user = django_user_model.objects.create_user(
-        "hokenshi1", password="correct horse battery staple"
-    )
-    client.force_login(user)
-    return client
+def staff(make_user, signed_in):
+    return signed_in(make_user("hokenshi1", roles=["hokenshi"]))
 
 
 @pytest.fixture
@@ -32,52 +43,185 @@ def city(feed_file):
     assert import_feed_file(feed_file(rows), actor="test").ok
 
 
+def events(kind: str) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(event=kind).order_by("seq"))
+
+
+def search(client, purpose="inquiry", **terms):
+    return client.post(SEARCH, {"purpose": purpose, **terms})
+
+
+def first_link(response) -> str:
+    return LINK.search(response.content.decode()).group(1)
+
+
+def audit_insert_cost() -> int:
+    """Queries one audit.record costs on this database (the writer is engineer C's)."""
+    with CaptureQueriesContext(connection) as ctx:
+        audit.record(audit.Event.VIEW, None, audit.Subject("test", "cost"), "audit")
+    return len(ctx.captured_queries)
+
+
 def test_search_page_requires_login(client):
-    response = client.get(reverse("residents:search"))
+    response = client.get(SEARCH)
     assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
+    assert response["Location"].startswith(resolve_url(settings.LOGIN_URL))
+
+
+def test_user_without_the_search_function_is_refused(make_user, signed_in):
+    client = signed_in(make_user("admin1", roles=["system_admin"]))
+    assert client.get(SEARCH).status_code == 403
+
+
+def test_search_form_offers_purposes_with_none_chosen(staff):
+    html = staff.get(SEARCH).content.decode()
+    assert "利用目的" in html and "問合せ対応" in html and "受診券・クーポン発行" in html
+    assert '<option value="" selected>選択してください</option>' in html
+
+
+def test_search_without_purpose_is_refused_in_japanese_and_not_run(staff, city):
+    response = staff.post(SEARCH, {"kana": "ヤマダ", "birth_date": "1985-04-01"})
+    html = response.content.decode()
+    assert "利用目的を選んでください" in html
+    assert "検索結果" not in html and "/residents/view/" not in html
+    assert events(audit.Event.SEARCH) == []
+
+
+def test_search_with_an_unknown_purpose_is_refused(staff, city):
+    response = search(staff, purpose="curiosity", atena_no="1000000000")
+    assert "利用目的を選んでください" in response.content.decode()
+    assert events(audit.Event.SEARCH) == []
 
 
 def test_search_by_kana_and_birth_date_lists_results_with_opaque_links(staff, city):
-    response = staff.post(
-        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"}
-    )
+    response = search(staff, kana="ヤマダ", birth_date="1985-04-01")
     html = response.content.decode()
     assert response.status_code == 200
     assert "検索結果 5 件" in html
-    links = re.findall(r'href="(/residents/view/[^"]+)"', html)
+    links = LINK.findall(html)
     assert len(links) == 5
     assert not any("1000000000" in link for link in links)  # 宛名番号 never in a URL
     assert response["Cache-Control"] == "no-store"
 
 
-def test_search_with_one_identifier_shows_the_rule(staff, city):
-    response = staff.post(reverse("residents:search"), {"kana": "ヤマダ"})
+def test_search_is_audited_with_purpose_kind_of_criteria_and_hits_never_the_terms(staff, city):
+    search(staff, purpose="voucher", kana="ヤマダ", birth_date="1985-04-01")
+    (event,) = events(audit.Event.SEARCH)
+    assert event.purpose == "voucher"
+    assert event.function == "residents.search"
+    assert event.username == "hokenshi1" and "保健師" in event.roles
+    assert event.subject_ref == ""
+    detail = json.loads(event.detail)
+    assert detail == {"by": "kana+birth", "hits": 5, "more": False}
+    assert "ヤマダ" not in event.detail and "1985" not in event.detail
+
+
+@pytest.mark.parametrize(
+    ("terms", "by"),
+    [
+        ({"atena_no": "1000000001"}, "atena_no"),
+        ({"household_no": "2000000001"}, "household_no"),
+        ({"name": "山田", "birth_date": "1985-04-01"}, "name+birth"),
+        ({"kana": "ヤマダ", "name": "山田", "birth_date": "S60.4.1"}, "kana+name+birth"),
+    ],
+)
+def test_search_event_names_the_kind_of_criteria(staff, city, terms, by):
+    search(staff, **terms)
+    (event,) = events(audit.Event.SEARCH)
+    assert json.loads(event.detail)["by"] == by
+    for value in terms.values():
+        assert value not in event.detail
+
+
+def test_rejected_search_is_audited_as_a_failure_without_terms(staff, city):
+    response = search(staff, kana="ヤマダ")
     assert "氏名（カナか漢字）と生年月日の両方が必要です" in response.content.decode()
+    (event,) = events(audit.Event.SEARCH)
+    assert event.result == audit.Result.FAILURE
+    assert json.loads(event.detail) == {"by": "kana", "hits": 0}
 
 
 def test_search_with_unreadable_date_shows_a_japanese_message(staff, city):
-    response = staff.post(
-        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-02-30"}
-    )
+    response = search(staff, kana="ヤマダ", birth_date="1985-02-30")
     assert "「1985-02-30」は存在しない日付です" in response.content.decode()
 
 
-def test_person_page_shows_household_and_history(staff, city):
-    response = staff.post(reverse("residents:search"), {"atena_no": "1000000000"})
-    link = re.search(r'href="(/residents/view/[^"]+)"', response.content.decode()).group(1)
+def test_opening_a_person_records_a_view_with_subject_and_purpose(staff, city):
+    link = first_link(search(staff, purpose="result_entry", atena_no="1000000000"))
+    page = staff.get(link)
+    assert page.status_code == 200
+    (view,) = events(audit.Event.VIEW)
+    assert view.subject_kind == "resident" and view.subject_ref == "1000000000"
+    assert view.purpose == "result_entry"
+    assert view.function == "residents.view"
+    assert "利用目的：<strong>結果登録</strong>" in page.content.decode()
+
+
+def test_household_links_carry_the_same_purpose(staff, city):
+    page = staff.get(first_link(search(staff, purpose="disclosure", atena_no="1000000000")))
+    member = [link for link in LINK.findall(page.content.decode())][3]
+    staff.get(member)
+    views = events(audit.Event.VIEW)
+    assert [v.purpose for v in views] == ["disclosure", "disclosure"]
+    assert views[1].subject_ref == "1000000003"
+
+
+def test_changing_the_purpose_on_the_person_page_reopens_under_the_new_purpose(staff, city):
+    link = first_link(search(staff, purpose="inquiry", atena_no="1000000000"))
+    staff.get(link)
+    response = staff.post(link, {"purpose": "data_correction"})
+    assert response.status_code == 302 and response["Location"] == link
+    page = staff.get(link)
+    assert "利用目的：<strong>記録の訂正</strong>" in page.content.decode()
+    assert [v.purpose for v in events(audit.Event.VIEW)] == ["inquiry", "data_correction"]
+
+
+def test_changing_to_no_purpose_is_refused(staff, city):
+    link = first_link(search(staff, atena_no="1000000000"))
+    response = staff.post(link, {"purpose": ""})
+    assert response.status_code == 400
+    assert "利用目的を選んでください" in response.content.decode()
+    assert events(audit.Event.VIEW) == []
+
+
+def test_a_reference_without_purpose_asks_for_one_before_showing_anything(staff, city):
+    link = first_link(search(staff, atena_no="1000000000"))
+    ref = link.rstrip("/").rsplit("/", 1)[1]
+    session = staff.session
+    session["residents_refs"] = {ref: "1000000000"}  # a session from before purposes
+    session.save()
+    page = staff.get(link)
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "利用目的の選択" in html
+    assert "山田" not in html and "1000000000" not in html
+    assert events(audit.Event.VIEW) == []
+    staff.post(link, {"purpose": "follow_up"})
+    assert "山田" in staff.get(link).content.decode()
+    assert [v.purpose for v in events(audit.Event.VIEW)] == ["follow_up"]
+
+
+def test_person_page_shows_household_and_history_in_a_fixed_number_of_queries(staff, city):
+    link = first_link(search(staff, atena_no="1000000000"))
+    staff.get(link)  # warm the session and the user's grants
+    cost = audit_insert_cost()
     with CaptureQueriesContext(connection) as ctx:
         page = staff.get(link)
     html = page.content.decode()
     assert page.status_code == 200
     assert "異動履歴" in html and "全件" in html
-    assert html.count("/residents/view/") == 5  # the household's members
+    assert html.count("/residents/view/") == 5 + 1  # the household's members + the purpose form
     assert "昭和60年4月1日" in html
-    assert len(ctx.captured_queries) <= 10
+    # session, user, OTP device, grants, record, household, flags, history, categories,
+    # session save (savepoint, update, release) — plus the audit insert.
+    assert len(ctx.captured_queries) == PERSON_QUERIES + cost, [
+        q["sql"][:120] for q in ctx.captured_queries
+    ]
 
 
 def test_person_page_cannot_be_opened_by_guessing(staff, city):
     assert staff.get("/residents/view/1000000000/").status_code == 404
+    assert events(audit.Event.VIEW) == []
 
 
 def test_home_shows_counts(staff, city):
@@ -94,39 +238,52 @@ def test_expired_or_guessed_link_shows_a_japanese_page(staff, city):
 def test_search_view_query_count_does_not_grow_with_results(staff, city):
     def queries(data):
         with CaptureQueriesContext(connection) as ctx:
-            staff.post(reverse("residents:search"), data)
+            search(staff, **data)
         return len(ctx.captured_queries)
 
-    staff.post(reverse("residents:search"), {"atena_no": "1000000000"})  # session exists
+    search(staff, atena_no="1000000000")  # session exists
+    cost = audit_insert_cost()
     one = queries({"atena_no": "1000000001"})
     five = queries({"kana": "ヤマダ", "birth_date": "1985-04-01"})
-    assert five == one <= 7  # session, user, the search, the session save (in a savepoint)
+    # session, user, OTP device, grants, the search, the session save (savepoint, update,
+    # release) — plus the audit insert
+    assert five == one == SEARCH_QUERIES + cost
 
 
 def test_more_than_the_page_size_says_so(staff, feed_file):
     rows = [person(宛名番号=f"2{i:09d}") for i in range(51)]
     assert import_feed_file(feed_file(rows), actor="test").ok
-    html = staff.post(
-        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"}
-    ).content.decode()
+    response = search(staff, kana="ヤマダ", birth_date="1985-04-01")
+    html = response.content.decode()
     assert "50 件を超えたため先頭の 50 件を表示" in html
     assert html.count("/residents/view/") == 50
+    assert json.loads(events(audit.Event.SEARCH)[0].detail) == {
+        "by": "kana+birth",
+        "hits": 50,
+        "more": True,
+    }
 
 
 def test_exactly_the_page_size_does_not_claim_more(staff, feed_file):
     rows = [person(宛名番号=f"2{i:09d}") for i in range(50)]
     assert import_feed_file(feed_file(rows), actor="test").ok
-    html = staff.post(
-        reverse("residents:search"), {"kana": "ヤマダ", "birth_date": "1985-04-01"}
-    ).content.decode()
+    html = search(staff, kana="ヤマダ", birth_date="1985-04-01").content.decode()
     assert "検索結果 50 件" in html and "超えた" not in html
 
 
-def test_csrf_failure_page_is_japanese(client, django_user_model):
+def test_csrf_failure_page_is_japanese(make_user):
     from django.test import Client
 
-    strict = Client(enforce_csrf_checks=True)
-    strict.force_login(django_user_model.objects.create_user("jimu1", password="x" * 16))
-    response = strict.post(reverse("residents:search"), {"atena_no": "1"})
+    from kenshin.accounts import testing
+
+    strict = testing.signed_in_client(
+        make_user("jimu1", roles=["jimu"]), Client(enforce_csrf_checks=True)
+    )
+    response = strict.post(SEARCH, {"purpose": "inquiry", "atena_no": "1"})
     assert response.status_code == 403
     assert "画面の有効期限が切れました" in response.content.decode()
+
+
+# Queries of the views themselves, without the audit insert (measured; update with care).
+PERSON_QUERIES = 12
+SEARCH_QUERIES = 8

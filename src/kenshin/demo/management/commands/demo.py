@@ -15,10 +15,20 @@ from django.core.management.base import BaseCommand, CommandError
 from kenshin.accounts import services as accounts
 from kenshin.residents import services as residents
 
-DEMO_ACCOUNTS = (
-    ("hokenshi", "保健師 山本（デモ）", False),
-    ("jimu", "事務 佐々木（デモ）", False),
-    ("kanri", "システム管理者（デモ）", True),
+# Two contracted clinics with 10-digit 医療機関コード (広島県 34, synthetic numbers).
+DEMO_INSTITUTIONS = (
+    ("3410000011", "くれ中央クリニック（デモ）"),
+    ("3410000029", "みなと内科医院（デモ）"),
+)
+# (利用者ID, 表示名, roles, scope): one account per standard role, a clinic user scoped to
+# the first demo clinic.
+DEMO_ACCOUNTS: tuple[tuple[str, str, list[str], tuple[str, str] | None], ...] = (
+    ("kanri", "システム管理者 高橋（デモ）", ["system_admin"], None),
+    ("kacho", "課長 中村（デモ）", ["kacho"], None),
+    ("hokenshi", "保健師 山本（デモ）", ["hokenshi"], None),
+    ("jimu", "事務 佐々木（デモ）", ["jimu"], None),
+    ("etsuran", "閲覧 小林（デモ）", ["etsuran"], None),
+    ("clinic", "くれ中央クリニック 受付（デモ）", ["clinic"], ("clinic", "3410000011")),
 )
 BASE_DATE = date(2023, 4, 1)
 END_DATE = date(2026, 10, 31)
@@ -34,10 +44,15 @@ class Command(BaseCommand):
         )
         setup.add_argument("--residents", type=int, default=20_000)
         setup.add_argument("--seed", type=int, default=1)
+        totp = sub.add_parser("totp", help="デモ用アカウントの現在の確認コード（6桁）を表示します")
+        totp.add_argument("username")
 
     def handle(self, *args, **options):
         if not settings.DEMO_MODE:
             raise CommandError("デモ用のコマンドです。KENSHIN_DEMO=1 のときだけ使えます")
+        if options["action"] == "totp":
+            self._totp(options["username"])
+            return
         done = self._marker(options["residents"], options["seed"])
         if done.exists() and residents.count_current():
             total = sum(residents.count_current().values())
@@ -48,11 +63,30 @@ class Command(BaseCommand):
             self._build_city(options["residents"], options["seed"])
             done.write_text("imported\n", encoding="utf-8")
         self.stdout.write("")
+        for code, name in DEMO_INSTITUTIONS:
+            accounts.ensure_institution(code, name)
         self.stdout.write("デモ用アカウント（パスワードは起動のたびに新しく発行します）:")
-        for username, display, admin in DEMO_ACCOUNTS:
-            password = accounts.ensure_demo_user(username, display, is_superuser=admin)
-            self.stdout.write(f"  利用者ID {username:<10} パスワード {password}   {display}")
+        for username, display, roles, scope in DEMO_ACCOUNTS:
+            password, _ = accounts.ensure_demo_user(username, display, roles, scope)
+            self.stdout.write(
+                f"  利用者ID {username:<10} パスワード {password}   {display}\n"
+                f"      確認コード: kenshin demo totp {username}"
+            )
         self.stdout.write("")
+        self.stdout.write(
+            "ログイン後の確認コード（6桁）は、別の端末で"
+            "「KENSHIN_DEMO=1 uv run kenshin demo totp 利用者ID」を実行すると表示されます"
+            "（スマートフォンの認証アプリの代わり。デモ環境だけの機能です）。"
+        )
+        self.stdout.write("")
+
+    def _totp(self, username: str) -> None:
+        """Print the demo account's current code: the demo's stand-in for a phone app."""
+        try:
+            code = accounts.demo_totp_code(username)
+        except LookupError:
+            raise CommandError(f"認証アプリが登録された利用者 {username} はいません") from None
+        self.stdout.write(code)
 
     @staticmethod
     def _feed_dir(n: int, seed: int) -> Path:

@@ -1,0 +1,58 @@
+"""`manage.py check --deploy` is clean with production settings (SESS-05, issue 3 §3).
+
+Run in a subprocess because settings are read from the environment once, at start-up: the
+production values (secure cookies, HSTS, SSL redirect) cannot be switched on inside the test
+process, which runs with the test settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[4]
+
+
+def production_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KENSHIN_", "DJANGO_")) and k != "DATABASE_URL"
+    }
+    env.update(
+        {
+            "KENSHIN_SECRET_KEY": secrets.token_urlsafe(48),  # 64 characters, random
+            "KENSHIN_ALLOWED_HOSTS": "kenshin.example.lg.jp",
+            "KENSHIN_VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "kenshin.settings",
+        }
+    )
+    return env
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = check_deploy(production_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_notices_insecure_cookies(tmp_path):
+    """The check is live: plain-http cookies in production make it fail."""
+    env = production_env(tmp_path) | {"KENSHIN_INSECURE_COOKIES": "1"}
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "SESSION_COOKIE_SECURE" in result.stdout + result.stderr
