@@ -40,6 +40,9 @@ class AuditEvent(models.Model):
             models.Index(fields=["at"], name="audit_at"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.seq} {self.event} {self.username}"
+
 
 class ReviewStatus(models.TextChoices):
     OPEN = "open", "未確認"
@@ -66,6 +69,9 @@ class ReviewTask(models.Model):
         verbose_name = "点検タスク"
         verbose_name_plural = "点検タスク"
         indexes = [models.Index(fields=["status", "created_at"], name="review_open")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reason}"
 
 
 class ChainHead(models.Model):

@@ -130,7 +130,7 @@ def _append_generic(cur, tail: bytes, stored: list) -> int | None:
     digest = chain.hash_bytes(prev, seq, tail)
     cols = _columns()
     cur.execute(
-        f"INSERT INTO audit_auditevent ({', '.join(cols)}) "  # noqa: S608 - column names from the model
+        f"INSERT INTO audit_auditevent ({', '.join(cols)}) "  # noqa: S608 # nosec B608 - model column names
         f"VALUES ({', '.join(['%s'] * len(cols))})",
         [seq, *stored, prev, digest],
     )

@@ -108,7 +108,7 @@ def verify(
         problem: Problem | None = None
         while problem is None:
             cur.execute(
-                f"SELECT {_COLUMNS} FROM audit_auditevent "  # noqa: S608 - fixed column list
+                f"SELECT {_COLUMNS} FROM audit_auditevent "  # noqa: S608 # nosec B608 - fixed column list
                 "WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s",
                 [last, upto, batch],
             )
