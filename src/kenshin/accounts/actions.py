@@ -41,7 +41,7 @@ class ActionRefused(Exception):
 
 def actor_user(actor: Any) -> Any:
     """The user behind ``actor`` (a request or a user), or None for the system."""
-    if actor is None:
+    if actor is None or isinstance(actor, audit.Actor):
         return None
     return getattr(actor, "user", None) if hasattr(actor, "META") else actor
 

@@ -98,3 +98,28 @@ def usernames_of(user_ids: set[int] | list[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+
+
+def bootstrap_admin(username: str, *, email: str, display_name: str = "") -> None:
+    """Create the first system administrator; refused once any active one exists.
+
+    The temporary password goes to ``email`` only (AUTH-07); the event is recorded with the
+    system as actor.
+    """
+    from django.db import transaction
+
+    from kenshin.accounts import actions, grants
+    from kenshin.accounts.models import Role, User
+    from kenshin.core import audit
+
+    role = Role.objects.get(code="system_admin")
+    holders = User.objects.filter(is_active=True, assignments__role=role).distinct()
+    if any(grants.allows(u, "accounts.manage_users") for u in holders):
+        raise ValueError("システム管理者はすでにいます。利用者は画面の「利用者管理」で作ってください。")
+    actor = audit.Actor.system("bootstrap-admin")
+    with transaction.atomic():
+        try:
+            user = actions.create_user(actor, username, display_name, email, "")
+        except actions.ActionRefused as exc:
+            raise ValueError(str(exc)) from exc
+        actions.assign_role(actor, user, role)

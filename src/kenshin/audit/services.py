@@ -164,3 +164,9 @@ def open_review_task(
         created_by_id=created_by_id,
     )
     return task.pk
+
+
+# Read-only review queries other apps may use (the home page's task count).
+from kenshin.audit.queries import anomaly_counts, open_review_task_count  # noqa: E402
+
+__all__ = ["anomaly_counts", "append", "open_review_task", "open_review_task_count"]

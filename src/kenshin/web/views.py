@@ -5,14 +5,16 @@ from django.shortcuts import render
 
 from kenshin.core import clock
 from kenshin.core.permissions import signed_in
+from kenshin.audit import services as audit
 from kenshin.residents import services as residents
 
 
 @signed_in("ホーム画面（住民の件数のみ。個人の情報は表示しない）")
 def home(request: HttpRequest) -> HttpResponse:
-    """Counts of the register and the menu."""
+    """Counts of the register, and for reviewers the review tasks waiting for them."""
+    open_tasks = audit.open_review_task_count() if request.user.has_perm("audit.review") else None
     return render(
         request,
         "web/home.html",
-        {"counts": residents.count_current(), "today": clock.today()},
+        {"counts": residents.count_current(), "today": clock.today(), "open_tasks": open_tasks},
     )
