@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from kenshin.accounts import grants, passwords, sessions
+from kenshin.accounts import grants, mfa, passwords, sessions
 from kenshin.accounts.models import Institution, Role, RoleAssignment, ScopeKind
 from kenshin.accounts.permissions import (
     ASSIGN_ROLES,
@@ -168,6 +168,27 @@ def enable_user(actor: Any, user: Any) -> None:
 
 
 @transaction.atomic
+@transaction.atomic
+def reset_second_factor(actor: Any, user: Any) -> None:
+    """Lost phone: remove the authenticator and recovery codes and end every session.
+
+    The next sign-in enrols a new authenticator, so whoever knows the password could enrol
+    one: the screen tells the administrator to start a password reset as well (the temporary
+    password goes only to the person). Nobody resets their own second factor.
+    """
+    if _same_person(actor, user):
+        raise ActionRefused("自分自身の認証アプリは取り消せません。別の管理者に依頼してください。")
+    mfa.reset_devices(user)
+    sessions.end_all(user, actor=actor, record_empty=False)
+    audit.record(
+        audit.Event.UPDATE,
+        actor,
+        user_subject(user),
+        function=MANAGE_USERS,
+        action="reset_second_factor",
+    )
+
+
 def end_sessions(actor: Any, user: Any) -> int:
     """End every session of ``user`` (a terminal left signed in, SESS-03); return how many.
 

@@ -68,6 +68,11 @@ USER_ACTIONS: dict[str, tuple[str, Any, str]] = {
     ),
     "enable": (MANAGE_USERS, actions.enable_user, "アカウントを有効にしました。"),
     "end_sessions": (END_SESSIONS, actions.end_sessions, "セッションを終了しました。"),
+    "reset_mfa": (
+        MANAGE_USERS,
+        actions.reset_second_factor,
+        "認証アプリの登録を取り消しました。次のログインで登録し直します。",
+    ),
 }
 
 

@@ -38,6 +38,12 @@ urlpatterns = [
         {"action": "enable"},
         name="admin_user_enable",
     ),
+    path(
+        "admin/users/<int:pk>/reset-mfa/",
+        v.user_action,
+        {"action": "reset_mfa"},
+        name="admin_user_reset_mfa",
+    ),
     path("admin/users/<int:pk>/end-sessions/", v.user_end_sessions, name="admin_user_end_sessions"),
     path("admin/roles/", v.role_list, name="admin_roles"),
     path("institutions/", v.institution_list, name="institutions"),

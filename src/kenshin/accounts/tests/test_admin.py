@@ -414,3 +414,24 @@ def test_access_review_costs_three_queries_whatever_the_number_of_users(
         report = access_review.build()
     assert len(queries) == 3
     assert access_review.row_count(report) == 12 + 1 + 1  # holders, admin1, idle1
+
+
+def test_reset_second_factor_removes_devices_ends_sessions_and_needs_the_code(
+    admin, staff, signed_in
+):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    victim = signed_in(staff)
+    client = signed_in(admin)
+    url = reverse("accounts:admin_user_reset_mfa", args=[staff.pk])
+    assert client.post(url, {"reset_mfa-code": wrong_code(admin)}).status_code == 400
+    assert TOTPDevice.objects.filter(user=staff).exists()
+    assert client.post(url, {"reset_mfa-code": code_for(admin)}).status_code == 302
+    assert not TOTPDevice.objects.filter(user=staff).exists()
+    assert victim.get(reverse("web:home")).status_code == 302  # signed out
+    assert events("update")[-1].detail == '{"action":"reset_second_factor"}'
+
+
+def test_nobody_resets_their_own_second_factor(admin):
+    with pytest.raises(actions.ActionRefused):
+        actions.reset_second_factor(admin, admin)
