@@ -232,7 +232,10 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "kenshin.web.errors.NoPersonalDataFilter"
 # The audit API (core.audit.record) hands each entry to this writer; no fallback.
 KENSHIN_AUDIT_WRITER = "kenshin.audit.services.append"
 # Office hours for the access review's "outside office hours" report.
-OFFICE_HOURS = (os.environ.get("KENSHIN_OFFICE_OPEN", "08:00"), os.environ.get("KENSHIN_OFFICE_CLOSE", "18:30"))
+OFFICE_HOURS = (
+    os.environ.get("KENSHIN_OFFICE_OPEN", "08:00"),
+    os.environ.get("KENSHIN_OFFICE_CLOSE", "18:30"),
+)
 
 # Initial and reset passwords go to the user, never to the administrator (AUTH-07). Mail is
 # the channel; the demo and tests write it to files under var/mail/.

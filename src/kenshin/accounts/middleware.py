@@ -42,7 +42,7 @@ _EXTERNAL_PUBLIC = ("django.contrib.staticfiles.views.serve", "django.views.stat
 
 
 class AccessGateMiddleware:
-    """Refuse any view without a declared access; enforce sign-in, second factor, password change."""
+    """Refuse views without a declared access; enforce sign-in, second factor, password change."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response

@@ -32,7 +32,9 @@ class Institution(models.Model):
         verbose_name = "医療機関"
         verbose_name_plural = "医療機関"
         constraints = [
-            models.UniqueConstraint(fields=["municipality_code", "code"], name="institution_code_uq")
+            models.UniqueConstraint(
+                fields=["municipality_code", "code"], name="institution_code_uq"
+            )
         ]
 
     def __str__(self) -> str:
@@ -213,6 +215,9 @@ class BreakGlass(models.Model):
         verbose_name = "緊急アクセス"
         verbose_name_plural = "緊急アクセス"
 
+    def __str__(self) -> str:
+        return f"緊急アクセス {self.pk}（{self.get_status_display()}）"
+
 
 class UserSession(models.Model):
     """The server-side sessions of each user, so that logout, disabling an account and an
@@ -230,3 +235,6 @@ class UserSession(models.Model):
     class Meta:
         verbose_name = "セッション"
         verbose_name_plural = "セッション"
+
+    def __str__(self) -> str:
+        return f"セッション {self.pk}（利用者 {self.user_id}）"

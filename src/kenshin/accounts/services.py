@@ -115,7 +115,9 @@ def bootstrap_admin(username: str, *, email: str, display_name: str = "") -> Non
     role = Role.objects.get(code="system_admin")
     holders = User.objects.filter(is_active=True, assignments__role=role).distinct()
     if any(grants.allows(u, "accounts.manage_users") for u in holders):
-        raise ValueError("システム管理者はすでにいます。利用者は画面の「利用者管理」で作ってください。")
+        raise ValueError(
+            "システム管理者はすでにいます。利用者は画面の「利用者管理」で作ってください。"
+        )
     actor = audit.Actor.system("bootstrap-admin")
     with transaction.atomic():
         try:

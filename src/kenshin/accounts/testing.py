@@ -17,7 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from kenshin.accounts.models import Institution, Role, RoleAssignment
 from kenshin.accounts.roles import STANDARD_ROLES
 
-PASSWORD = "correct horse battery staple 42"  # noqa: S105 - test fixture
+PASSWORD = "correct horse battery staple 42"  # noqa: S105  # nosec B105 - test fixture
 
 
 def ensure_standard_roles() -> None:

@@ -3,9 +3,9 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from kenshin.audit import services as audit
 from kenshin.core import clock
 from kenshin.core.permissions import signed_in
-from kenshin.audit import services as audit
 from kenshin.residents import services as residents
 
 

@@ -4,59 +4,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('seq', models.BigIntegerField(primary_key=True, serialize=False, verbose_name='番号')),
-                ('at', models.DateTimeField(verbose_name='日時')),
-                ('municipality_code', models.CharField(max_length=6)),
-                ('event', models.CharField(max_length=30, verbose_name='操作')),
-                ('user_id', models.BigIntegerField(blank=True, null=True, verbose_name='利用者ID')),
-                ('username', models.CharField(max_length=150, verbose_name='利用者')),
-                ('roles', models.CharField(blank=True, max_length=300, verbose_name='ロール')),
-                ('address', models.CharField(blank=True, max_length=64, verbose_name='端末アドレス')),
-                ('break_glass', models.BooleanField(default=False, verbose_name='緊急アクセス中')),
-                ('function', models.CharField(blank=True, max_length=80, verbose_name='機能')),
-                ('subject_kind', models.CharField(blank=True, max_length=30, verbose_name='対象の種類')),
-                ('subject_ref', models.CharField(blank=True, max_length=100, verbose_name='対象')),
-                ('purpose', models.CharField(blank=True, max_length=40, verbose_name='利用目的')),
-                ('result', models.CharField(max_length=10, verbose_name='結果')),
-                ('detail', models.TextField(blank=True, verbose_name='詳細')),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64)),
+                (
+                    "seq",
+                    models.BigIntegerField(primary_key=True, serialize=False, verbose_name="番号"),
+                ),
+                ("at", models.DateTimeField(verbose_name="日時")),
+                ("municipality_code", models.CharField(max_length=6)),
+                ("event", models.CharField(max_length=30, verbose_name="操作")),
+                ("user_id", models.BigIntegerField(blank=True, null=True, verbose_name="利用者ID")),
+                ("username", models.CharField(max_length=150, verbose_name="利用者")),
+                ("roles", models.CharField(blank=True, max_length=300, verbose_name="ロール")),
+                (
+                    "address",
+                    models.CharField(blank=True, max_length=64, verbose_name="端末アドレス"),
+                ),
+                ("break_glass", models.BooleanField(default=False, verbose_name="緊急アクセス中")),
+                ("function", models.CharField(blank=True, max_length=80, verbose_name="機能")),
+                (
+                    "subject_kind",
+                    models.CharField(blank=True, max_length=30, verbose_name="対象の種類"),
+                ),
+                ("subject_ref", models.CharField(blank=True, max_length=100, verbose_name="対象")),
+                ("purpose", models.CharField(blank=True, max_length=40, verbose_name="利用目的")),
+                ("result", models.CharField(max_length=10, verbose_name="結果")),
+                ("detail", models.TextField(blank=True, verbose_name="詳細")),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64)),
             ],
             options={
-                'verbose_name': '監査ログ',
-                'verbose_name_plural': '監査ログ',
-                'indexes': [models.Index(fields=['subject_kind', 'subject_ref', 'at'], name='audit_subject'), models.Index(fields=['user_id', 'at'], name='audit_user'), models.Index(fields=['at'], name='audit_at')],
+                "verbose_name": "監査ログ",
+                "verbose_name_plural": "監査ログ",
+                "indexes": [
+                    models.Index(
+                        fields=["subject_kind", "subject_ref", "at"], name="audit_subject"
+                    ),
+                    models.Index(fields=["user_id", "at"], name="audit_user"),
+                    models.Index(fields=["at"], name="audit_at"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReviewTask',
+            name="ReviewTask",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=30, verbose_name='種類')),
-                ('subject_kind', models.CharField(blank=True, max_length=30)),
-                ('subject_ref', models.CharField(blank=True, max_length=100)),
-                ('reason', models.CharField(max_length=300, verbose_name='内容')),
-                ('created_at', models.DateTimeField(verbose_name='作成日時')),
-                ('created_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('open', '未確認'), ('closed', '確認済み')], default='open', max_length=10)),
-                ('closed_by_id', models.BigIntegerField(blank=True, null=True)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('note', models.TextField(blank=True, verbose_name='確認結果')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("kind", models.CharField(max_length=30, verbose_name="種類")),
+                ("subject_kind", models.CharField(blank=True, max_length=30)),
+                ("subject_ref", models.CharField(blank=True, max_length=100)),
+                ("reason", models.CharField(max_length=300, verbose_name="内容")),
+                ("created_at", models.DateTimeField(verbose_name="作成日時")),
+                ("created_by_id", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "未確認"), ("closed", "確認済み")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                ("closed_by_id", models.BigIntegerField(blank=True, null=True)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("note", models.TextField(blank=True, verbose_name="確認結果")),
             ],
             options={
-                'verbose_name': '点検タスク',
-                'verbose_name_plural': '点検タスク',
-                'indexes': [models.Index(fields=['status', 'created_at'], name='review_open')],
+                "verbose_name": "点検タスク",
+                "verbose_name_plural": "点検タスク",
+                "indexes": [models.Index(fields=["status", "created_at"], name="review_open")],
             },
         ),
     ]

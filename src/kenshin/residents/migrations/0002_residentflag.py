@@ -5,27 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('residents', '0001_initial'),
+        ("residents", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ResidentFlag',
+            name="ResidentFlag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('municipality_code', kenshin.residents.models.BinaryCollationCharField(max_length=6, verbose_name='団体コード')),
-                ('atena_no', kenshin.residents.models.BinaryCollationCharField(max_length=15, verbose_name='宛名番号')),
-                ('kind', models.CharField(choices=[('dv', 'DV等支援措置'), ('vip', '要配慮（著名人等）')], max_length=10, verbose_name='種類')),
-                ('valid_from', models.DateField(verbose_name='開始日')),
-                ('valid_to', models.DateField(blank=True, null=True, verbose_name='終了日')),
-                ('note', models.CharField(blank=True, max_length=200, verbose_name='備考')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "municipality_code",
+                    kenshin.residents.models.BinaryCollationCharField(
+                        max_length=6, verbose_name="団体コード"
+                    ),
+                ),
+                (
+                    "atena_no",
+                    kenshin.residents.models.BinaryCollationCharField(
+                        max_length=15, verbose_name="宛名番号"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("dv", "DV等支援措置"), ("vip", "要配慮（著名人等）")],
+                        max_length=10,
+                        verbose_name="種類",
+                    ),
+                ),
+                ("valid_from", models.DateField(verbose_name="開始日")),
+                ("valid_to", models.DateField(blank=True, null=True, verbose_name="終了日")),
+                ("note", models.CharField(blank=True, max_length=200, verbose_name="備考")),
             ],
             options={
-                'verbose_name': '閲覧注意の住民',
-                'verbose_name_plural': '閲覧注意の住民',
-                'constraints': [models.UniqueConstraint(fields=('municipality_code', 'atena_no', 'kind', 'valid_from'), name='residents_flag_once')],
+                "verbose_name": "閲覧注意の住民",
+                "verbose_name_plural": "閲覧注意の住民",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("municipality_code", "atena_no", "kind", "valid_from"),
+                        name="residents_flag_once",
+                    )
+                ],
             },
         ),
     ]

@@ -31,6 +31,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(
-            f"システム管理者 {options['username']} を作りました。仮パスワードはメールで本人に送りました"
-            "（24 時間・1 回限り）。最初のログインで認証アプリを登録します。"
+            f"システム管理者 {options['username']} を作りました。"
+            "仮パスワードはメールで本人に送りました（24 時間・1 回限り）。"
+            "最初のログインで認証アプリを登録します。"
         )
