@@ -21,7 +21,7 @@ from typing import TextIO
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from kenshin.core import clock
+from kenshin.core import audit, clock
 from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field
 from kenshin.core.progress import ProgressLine
 from kenshin.core.text import normalize_digits
@@ -103,6 +103,9 @@ class ImportReport:
                 "（削除はしていません）"
             )
         return text
+
+
+IMPORT_FUNCTION = "residents.import"
 
 
 class _Rollback(Exception):
@@ -188,6 +191,18 @@ def import_feed_file(
                     unchanged=report.unchanged,
                     finished_at=clock.now(),
                 )
+                # In the same transaction: the register changes only together with its record.
+                audit.record(
+                    audit.Event.IMPORT,
+                    audit.Actor.system(actor),
+                    audit.Subject("feed_import", str(feed.pk)),
+                    function=IMPORT_FUNCTION,
+                    kind=feed.kind,
+                    rows=report.rows,
+                    inserted=report.inserted,
+                    changed=report.changed,
+                    unchanged=report.unchanged,
+                )
         except _Rollback:
             pass
         except UnicodeDecodeError:
@@ -229,6 +244,16 @@ def import_feed_file(
             )
     progress.finish(report.rows)
     report.seconds = time.monotonic() - started
+    if report.errors:
+        # A refused file leaves a trace too (counts only: the messages may quote 宛名番号).
+        audit.record(
+            audit.Event.IMPORT,
+            audit.Actor.system(actor),
+            audit.Subject("feed_file", facts.sha256[:16]),
+            function=IMPORT_FUNCTION,
+            result=audit.Result.FAILURE,
+            errors=len(report.errors),
+        )
     return report
 
 

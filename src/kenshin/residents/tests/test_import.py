@@ -579,3 +579,22 @@ def test_database_error_during_bulk_write_names_no_value(feed_file, monkeypatch)
     assert "山田" not in text and "1000000001" not in text and "-7" not in text
     assert versions() == 0
     assert FeedImport.objects.count() == 0
+
+
+def test_import_is_recorded_in_the_audit_log_and_a_refused_file_too(tmp_path, feed_file):
+    from kenshin.audit.models import AuditEvent
+
+    good = feed_file([person()])
+    assert import_feed_file(good, actor="住基連携").ok
+    event = AuditEvent.objects.filter(event="import").latest("seq")
+    assert (event.username, event.result, event.subject_kind) == (
+        "住基連携",
+        "success",
+        "feed_import",
+    )
+    assert '"inserted":1' in event.detail
+    bad = feed_file([person(生年月日="1985-02-30")])
+    assert not import_feed_file(bad, actor="住基連携").ok
+    refused = AuditEvent.objects.filter(event="import").latest("seq")
+    assert refused.result == "failure" and refused.subject_kind == "feed_file"
+    assert "1985" not in refused.detail
