@@ -175,3 +175,32 @@ def test_gate_refuses_an_undeclared_view_even_for_a_full_administrator(
 
 def test_an_undeclared_function_code_fails_at_import():
     declared_with_unknown_code_fails_at_import()
+
+
+@pytest.mark.parametrize("scope_kind", ["programme", "department", "clinic"])
+def test_a_scoped_grant_authorises_only_functions_that_declare_its_scope(make_user, scope_kind):
+    """ACL-02: "this role, but only for X" never becomes "this role, everywhere".
+
+    A role holding every declared function, granted with a scope: exactly the functions that
+    declare that scope kind are held (and only under that scope); the rest are not held at all.
+    """
+    from datetime import date
+
+    from django.contrib.auth import get_user_model
+
+    from kenshin.accounts import grants
+    from kenshin.accounts.models import Role, RoleAssignment
+
+    everything = [f.code for f in permissions.all_functions()]
+    role = Role.objects.create(code="everything", name="全機能", functions=everything)
+    user = make_user("scoped1")
+    RoleAssignment.objects.create(
+        user=user, role=role, scope_kind=scope_kind, scope_value="x1", valid_from=date(2020, 1, 1)
+    )
+    user = get_user_model().objects.get(pk=user.pk)
+    for function in permissions.all_functions():
+        supports = scope_kind in function.scopes
+        assert user.has_perm(function.code) is supports, function.code
+        assert grants.scopes_for(user, function.code) == (
+            [(scope_kind, "x1")] if supports else []
+        ), function.code

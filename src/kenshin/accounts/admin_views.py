@@ -422,8 +422,12 @@ def breakglass_approve(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(BREAK_GLASS)
 @require_POST
 def breakglass_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    bg = get_object_or_404(BreakGlass, pk=pk)
+    form = StepUpForm(request.POST, prefix="reject")
+    if not _verified(request, form, BREAK_GLASS):
+        return _breakglass_page(request, error=_form_error(form), status=400)
     try:
-        breakglass.reject(request, get_object_or_404(BreakGlass, pk=pk))
+        breakglass.reject(request, bg)
     except actions.ActionRefused as exc:
         return _breakglass_page(request, error=str(exc), status=400)
     messages.success(request, "申請を却下しました。")
@@ -433,8 +437,12 @@ def breakglass_reject(request: HttpRequest, pk: int) -> HttpResponse:
 @requires(BREAK_GLASS)
 @require_POST
 def breakglass_end(request: HttpRequest, pk: int) -> HttpResponse:
+    bg = get_object_or_404(BreakGlass, pk=pk)
+    form = StepUpForm(request.POST, prefix="end")
+    if not _verified(request, form, BREAK_GLASS):
+        return _breakglass_page(request, error=_form_error(form), status=400)
     try:
-        breakglass.end(request, get_object_or_404(BreakGlass, pk=pk))
+        breakglass.end(request, bg)
     except actions.ActionRefused as exc:
         return _breakglass_page(request, error=str(exc), status=400)
     messages.success(request, "緊急アクセスを終了しました。")

@@ -3,7 +3,8 @@
 Why two people: in a disaster a 保健師 may need records outside their usual grant, and nobody
 should be able to give that to themselves or to an accomplice alone. One administrator
 requests (who, why, for how long, at most 240 minutes); another — neither the requester nor
-the person who will hold it — approves with a fresh TOTP code. The approval creates an
+the person who will hold it, nor an account created by or creating either of them (a second
+account of the same person) — approves with a fresh TOTP code. The approval creates an
 ``emergency`` role assignment that ends by itself at ``expires_at`` (grants ignore it after
 that moment, to the second), flags every audit event of its holder while in force
 (``grants.has_break_glass``), and opens a review task for the 課長.
@@ -17,8 +18,13 @@ from typing import Any
 from django.db import transaction
 
 from kenshin.accounts import grants
-from kenshin.accounts.actions import ActionRefused, actor_user, user_subject
-from kenshin.accounts.models import BreakGlass, BreakGlassStatus, Role, RoleAssignment
+from kenshin.accounts.actions import (
+    ActionRefused,
+    actor_user,
+    created_one_another,
+    user_subject,
+)
+from kenshin.accounts.models import BreakGlass, BreakGlassStatus, Role, RoleAssignment, User
 from kenshin.accounts.permissions import BREAK_GLASS
 from kenshin.audit import services as audit_services
 from kenshin.core import audit, clock
@@ -97,8 +103,9 @@ def _locked(bg: BreakGlass) -> BreakGlass:
 def approve(actor: Any, bg: BreakGlass) -> BreakGlass:
     """Second administrator's approval: grant the emergency role until now + minutes.
 
-    The caller has verified the approver's fresh TOTP (step-up). Refused for the requester and
-    for the person who would hold the role.
+    The caller has verified the approver's fresh TOTP (step-up). Refused for the requester,
+    for the person who would hold the role, and for an approver who created either of them or
+    was created by either (``actions.created_one_another``).
     """
     bg = _locked(bg)
     approver = actor_user(actor)
@@ -108,6 +115,12 @@ def approve(actor: Any, bg: BreakGlass) -> BreakGlass:
         raise ActionRefused("申請した本人は承認できません。別の管理者が承認してください。")
     if approver.pk == bg.user_id:
         raise ActionRefused("緊急アクセスを受ける本人は承認できません。")
+    requester = User.objects.get(pk=bg.requested_by_id)
+    if created_one_another(approver, requester) or created_one_another(approver, bg.user):
+        raise ActionRefused(
+            "申請者または緊急アクセスを受ける利用者と、アカウントの作成でつながっている管理者は"
+            "承認できません。別の管理者が承認してください。"
+        )
     now = clock.now()
     role = Role.objects.get(is_emergency=True, code="emergency")
     assignment = RoleAssignment.objects.create(
@@ -147,7 +160,11 @@ def approve(actor: Any, bg: BreakGlass) -> BreakGlass:
 
 @transaction.atomic
 def reject(actor: Any, bg: BreakGlass) -> BreakGlass:
-    """Refuse (or, by the requester, withdraw) a request that is still waiting."""
+    """Refuse (or, by the requester, withdraw) a request that is still waiting.
+
+    The screen asks for a fresh TOTP code first, as for approval: a hijacked session must not
+    be able to block an emergency or cut one short.
+    """
     bg = _locked(bg)
     if bg.status != BreakGlassStatus.REQUESTED:
         raise ActionRefused("この申請は承認待ちではありません。")
@@ -168,7 +185,7 @@ def reject(actor: Any, bg: BreakGlass) -> BreakGlass:
 
 @transaction.atomic
 def end(actor: Any, bg: BreakGlass) -> BreakGlass:
-    """End an active grant before its time (the emergency is over)."""
+    """End an active grant before its time (the emergency is over); step-up on the screen."""
     bg = _locked(bg)
     if not in_force(bg):
         raise ActionRefused("この緊急アクセスは有効ではありません。")

@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import Q
 
 from kenshin.accounts.models import RoleAssignment
-from kenshin.core import clock
+from kenshin.core import clock, permissions
 
 _CACHE_ATTR = "_kenshin_grants"
 
@@ -65,8 +65,27 @@ def _functions_of(assignment: RoleAssignment) -> list[str]:
     return [code for code in functions if isinstance(code, str)]
 
 
+def scope_applies(code: str, scope_kind: str) -> bool:
+    """Can a grant narrowed to ``scope_kind`` authorise ``code`` at all?
+
+    Only when the function declares that scope kind (``core.permissions.declare(scopes=)``).
+    Why: a function that cannot tell the scope of its objects (resident search and view
+    declare none) would otherwise treat "保健師, 胃がん検診だけ" as "保健師, everything" — the
+    narrowing the administrator meant would silently be a full grant (ACL-02). An unscoped
+    grant applies to every function; an undeclared code never applies to a scoped grant.
+    """
+    if not scope_kind:
+        return True
+    return permissions.is_declared(code) and scope_kind in permissions.get(code).scopes
+
+
 def grants_of(user: Any) -> list[Grant]:
-    """Every (function, scope) the user holds now. Cached on the user object for one request."""
+    """Every (function, scope) the user holds now. Cached on the user object for one request.
+
+    A scoped assignment yields only the functions that support its scope kind
+    (``scope_applies``); the others are not held at all, so ``allows``, ``scopes_for``, the
+    menu and the audit role list agree.
+    """
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return []
     cached = getattr(user, _CACHE_ATTR, None)
@@ -77,7 +96,7 @@ def grants_of(user: Any) -> list[Grant]:
         for a in active_assignments(user)
         for code in _functions_of(a)
         # A scoped grant without a value would match objects with an empty scope: ignore it.
-        if not a.scope_kind or a.scope_value
+        if (not a.scope_kind or a.scope_value) and scope_applies(code, a.scope_kind)
     ]
     setattr(user, _CACHE_ATTR, grants)
     return grants
@@ -92,10 +111,12 @@ def forget(user: Any) -> None:
 def allows(user: Any, code: str, obj: Any = None) -> bool:
     """True if some active grant covers ``code`` (and, for an object, its scope).
 
-    A grant without scope covers every object. A scoped grant covers an object only when the
-    object's ``kenshin_scope()`` has the same value for that scope kind; an object that cannot
-    say its scope is not covered by a scoped grant (deny by default, ACL-02). Without an
-    object, a scoped grant allows the function (lists are then filtered by scope).
+    A grant without scope covers every object. A scoped grant counts only for functions that
+    declare its scope kind (``scope_applies``), and covers an object only when the object's
+    ``kenshin_scope()`` has the same value for that scope kind; an object that cannot say its
+    scope is not covered by a scoped grant (deny by default, ACL-02). Without an object, a
+    scoped grant of a function that supports the scope allows it (lists are then filtered by
+    ``scopes_for``).
     """
     for g in grants_of(user):
         if g.function != code:
@@ -109,7 +130,11 @@ def allows(user: Any, code: str, obj: Any = None) -> bool:
 
 
 def scopes_for(user: Any, code: str) -> list[tuple[str, str]] | None:
-    """The scopes under which ``user`` holds ``code``: None means unrestricted, [] means none."""
+    """The scopes under which ``user`` holds ``code``: None means unrestricted, [] means none.
+
+    Only scopes the function supports are listed (``grants_of`` drops the others), so a list
+    filtered by these scopes is never wider than the administrator meant.
+    """
     scopes: list[tuple[str, str]] = []
     for g in grants_of(user):
         if g.function == code:

@@ -40,11 +40,34 @@ def next_step_url(user: Any) -> str:
     return reverse("accounts:mfa_enrol")
 
 
-def pending_device(user: Any) -> TOTPDevice:
-    """The unconfirmed device being enrolled (the same one across reloads of the page)."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
-    if device is None:
+# The id of the device this session is enrolling (session data, server-side).
+PENDING_KEY = "kenshin_pending_totp"
+
+
+def pending_device(session: Any, user: Any) -> TOTPDevice:
+    """The unconfirmed device this session is enrolling (the same one across reloads).
+
+    Why per session: the secret on the enrolment page is what the real user's phone will
+    hold. If every password-only session saw the same pending device, someone who knows only
+    the password could read the secret and, once the real user confirms it, produce valid
+    codes for ever. So a session that starts enrolment gets a fresh device and every other
+    unconfirmed device of the user is deleted (a secret read elsewhere dies with it); only the
+    device whose id this session holds can be confirmed here.
+    """
+    device_id = session.get(PENDING_KEY)
+    if device_id is not None:
+        device = TOTPDevice.objects.filter(pk=device_id, user=user, confirmed=False).first()
+        if device is not None:
+            return device
+    return start_enrolment(session, user)
+
+
+def start_enrolment(session: Any, user: Any) -> TOTPDevice:
+    """A fresh unconfirmed device for this session; the user's other pending ones go."""
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
         device = TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+    session[PENDING_KEY] = device.pk
     return device
 
 
@@ -63,17 +86,32 @@ def qr_svg(device: TOTPDevice) -> str:
     )
 
 
-def confirm_enrolment(device: TOTPDevice, token: str) -> bool:
-    """Confirm the pending device with a code from the app; other pending devices go."""
+def confirm_enrolment(session: Any, device: TOTPDevice, token: str) -> bool:
+    """Confirm this session's pending device with a code from the app; other pending go.
+
+    Refused when ``device`` is not the one this session enrolled, when it was deleted since
+    (another session started enrolment), or when the user already has a confirmed device.
+    """
     token = (token or "").strip().replace(" ", "")
     if not (token.isdigit() and len(token) == device.digits):
         return False
+    if session.get(PENDING_KEY) != device.pk:
+        return False
     with transaction.atomic():
-        if not device.verify_token(token):
+        locked = (
+            TOTPDevice.objects.select_for_update()
+            .filter(pk=device.pk, user_id=device.user_id, confirmed=False)
+            .first()
+        )
+        if locked is None or has_totp(locked.user):
             return False
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-        TOTPDevice.objects.filter(user=device.user, confirmed=False).delete()
+        if not locked.verify_token(token):
+            return False
+        locked.confirmed = True
+        locked.save(update_fields=["confirmed"])
+        TOTPDevice.objects.filter(user_id=locked.user_id, confirmed=False).delete()
+    device.confirmed = True
+    session.pop(PENDING_KEY, None)
     return True
 
 

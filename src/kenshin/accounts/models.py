@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Institution(models.Model):
@@ -73,10 +74,31 @@ class User(AbstractUser):
     must_change_password = models.BooleanField("次回パスワード変更", default=False)
     temp_password_expires_at = models.DateTimeField("仮パスワード期限", null=True, blank=True)
     temp_password_used = models.BooleanField("仮パスワード使用済み", default=False)
+    # Who created the account (None: the bootstrap command, the demo or a data load). Why:
+    # an administrator must not make a second account for themself and use it as the "other"
+    # administrator; actions and breakglass refuse grants and approvals along this link.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name="作成者",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = "利用者"
         verbose_name_plural = "利用者"
+        constraints = [
+            # One address, one account: the temporary password goes to this address, so two
+            # accounts sharing it are one person (AUTH-02). Empty addresses are not compared.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~models.Q(email=""),
+                name="user_email_ci_uq",
+                violation_error_message="このメールアドレスは別の利用者で使われています。",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.username

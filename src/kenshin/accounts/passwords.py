@@ -166,11 +166,27 @@ def deliver_temporary(user: Any, password: str) -> None:
     )
 
 
-def mark_temporary_used(user: Any) -> None:
-    """Spend the temporary password at the sign-in that used it."""
-    if is_temporary(user) and not user.temp_password_used:
-        user.temp_password_used = True
-        user.save(update_fields=["temp_password_used"])
+def mark_temporary_used(user: Any) -> bool:
+    """Spend the temporary password at the sign-in that uses it; False if it is already spent.
+
+    Why a conditional UPDATE and not read-then-save: two sign-ins with the same copy of the
+    password at the same moment would both read "unused" and both get in. The database lets
+    exactly one UPDATE change the row; the other finds nothing to change and is refused.
+    A user's own (non-temporary) password is always fine.
+    """
+    if not is_temporary(user):
+        return True
+    from django.contrib.auth import get_user_model
+
+    spent = (
+        get_user_model()
+        .objects.filter(
+            pk=user.pk, temp_password_used=False, temp_password_expires_at__gt=clock.now()
+        )
+        .update(temp_password_used=True)
+    )
+    user.temp_password_used = True
+    return spent == 1
 
 
 def record_change(user: Any) -> None:

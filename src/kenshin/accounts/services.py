@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from datetime import date
 from typing import Any
 
@@ -70,11 +71,19 @@ def ensure_demo_user(
     return password, mfa.secret_base32(device).replace(" ", "")
 
 
-def demo_totp_code(username: str) -> str:
-    """The current code of a demo account's authenticator device (``kenshin demo totp``)."""
+def demo_totp_code(username: str, *, demo_usernames: Collection[str]) -> str:
+    """The current code of a demo account's authenticator device (``kenshin demo totp``).
+
+    Why so narrow: this prints a valid second factor to whoever runs the command. It works
+    only in demo mode and only for the accounts the demo itself creates (``demo_usernames``,
+    the demo command's list); any other name — a real administrator added to a demo
+    installation — raises LookupError like an unknown one.
+    """
     from django_otp.oath import TOTP
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    if not getattr(settings, "DEMO_MODE", False) or username not in set(demo_usernames):
+        raise LookupError(username)
     device = TOTPDevice.objects.filter(user__username=username, confirmed=True).first()
     if device is None:
         raise LookupError(username)
@@ -100,11 +109,18 @@ def usernames_of(user_ids: set[int] | list[int]) -> dict[int, str]:
     return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
 
 
-def bootstrap_admin(username: str, *, email: str, display_name: str = "") -> None:
-    """Create the first system administrator; refused once any active one exists.
+# How many administrators the server operator may create with ``bootstrap-admin``.
+BOOTSTRAP_ADMINS = 2
 
-    The temporary password goes to ``email`` only (AUTH-07); the event is recorded with the
-    system as actor.
+
+def bootstrap_admin(username: str, *, email: str, display_name: str = "") -> None:
+    """Create one of the first two system administrators; refused once two active ones exist.
+
+    Why two: an administrator may not grant an administrator role to an account they created
+    themself (accounts.actions), and break-glass needs a second administrator; so the first
+    two come from the server operator, and later ones are made by one administrator and
+    granted by the other. The temporary password goes to ``email`` only (AUTH-07); the event
+    is recorded with the system as actor.
     """
     from django.db import transaction
 
@@ -114,9 +130,10 @@ def bootstrap_admin(username: str, *, email: str, display_name: str = "") -> Non
 
     role = Role.objects.get(code="system_admin")
     holders = User.objects.filter(is_active=True, assignments__role=role).distinct()
-    if any(grants.allows(u, "accounts.manage_users") for u in holders):
+    if sum(1 for u in holders if grants.allows(u, "accounts.manage_users")) >= BOOTSTRAP_ADMINS:
         raise ValueError(
-            "システム管理者はすでにいます。利用者は画面の「利用者管理」で作ってください。"
+            f"システム管理者はすでに{BOOTSTRAP_ADMINS}人以上います。"
+            "利用者は画面の「利用者管理」で作ってください。"
         )
     actor = audit.Actor.system("bootstrap-admin")
     with transaction.atomic():

@@ -82,9 +82,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"]
         user = authenticate(request, username=username, password=form.cleaned_data["password"])
-        if user is not None and not passwords.temporary_usable(user):
+        if user is not None and not (
+            passwords.temporary_usable(user) and passwords.mark_temporary_used(user)
+        ):
             # An expired or already-used temporary password fails like a wrong one, and
-            # counts toward the lockout like one.
+            # counts toward the lockout like one. Spending it is one conditional UPDATE
+            # before the session exists, so of two simultaneous sign-ins only one gets in.
             user_login_failed.send(
                 sender=__name__, credentials={"username": username}, request=request
             )
@@ -92,7 +95,6 @@ def login_view(request: HttpRequest) -> HttpResponse:
         if user is not None:
             next_url = _safe_next(request, request.POST.get("next", ""))
             login(request, user)  # new session id (SESS-02)
-            passwords.mark_temporary_used(user)
             if next_url:
                 request.session[NEXT_KEY] = next_url
             return redirect(mfa.next_step_url(user))
@@ -191,11 +193,11 @@ def enrol_view(request: HttpRequest) -> HttpResponse:
         if user.is_verified():  # type: ignore[attr-defined]
             return _after_sign_in(request)
         return redirect("accounts:mfa_verify")
-    device = mfa.pending_device(user)
+    device = mfa.pending_device(request.session, user)
     form = EnrolForm(request.POST or None)
     error = ""
     if request.method == "POST" and form.is_valid():
-        if mfa.confirm_enrolment(device, form.cleaned_data["otp_token"]):
+        if mfa.confirm_enrolment(request.session, device, form.cleaned_data["otp_token"]):
             audit.record(audit.Event.MFA_ENROLLED, request)
             _complete(request, device, "enrolment")
             request.session[RECOVERY_KEY] = mfa.issue_recovery_codes(user)

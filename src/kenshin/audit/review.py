@@ -9,6 +9,11 @@ UTC; office hours, weekdays and holidays are judged in Asia/Tokyo inside the SQL
 
 The calendar rules (office hours, public holidays, 年末年始) are pure functions at the top so
 they can be tested without a database and reused to label each listed row.
+
+Two kinds of event concern one resident: opening the record (Event.VIEW) and being shown in a
+list — search results or a household list — (Event.SEARCH with the resident as subject, a
+"listing event"). Both are in a person's access history and in the flagged-records report; only
+openings count towards bursts (see ``bursts``).
 """
 
 from __future__ import annotations
@@ -188,12 +193,19 @@ _ROW_FIELDS = (
 )  # fmt: skip
 
 
+LISTING_LABEL = "一覧表示"
+
+
+def _is_listing(v: dict) -> bool:
+    return v["event"] == audit.Event.SEARCH and v["subject_kind"] == "resident"
+
+
 def _row(v: dict, reason: str = "") -> EventRow:
     return EventRow(
         seq=v["seq"],
         at=timezone.localtime(v["at"], JST),
         event=v["event"],
-        event_label=_EVENT_LABELS.get(v["event"], v["event"]),
+        event_label=LISTING_LABEL if _is_listing(v) else _EVENT_LABELS.get(v["event"], v["event"]),
         user_id=v["user_id"],
         username=v["username"],
         roles=v["roles"],
@@ -218,7 +230,15 @@ def _in_period(period: Period) -> QuerySet:
 
 
 def _resident_views(period: Period) -> QuerySet:
+    """Openings of a resident's record."""
     return _in_period(period).filter(event=audit.Event.VIEW, subject_kind="resident")
+
+
+def _resident_seen(period: Period) -> QuerySet:
+    """Openings and listing events: every time a resident's data was on someone's screen."""
+    return _in_period(period).filter(
+        event__in=(audit.Event.VIEW, audit.Event.SEARCH), subject_kind="resident"
+    )
 
 
 def _by_user(qs: QuerySet) -> list[tuple[str, int]]:
@@ -229,7 +249,8 @@ def _by_user(qs: QuerySet) -> list[tuple[str, int]]:
 
 
 def access_history(atena_no: str, *, limit: int = HISTORY_LIMIT) -> tuple[list[EventRow], int]:
-    """Every event whose subject is this resident, newest first (and the total count).
+    """Every event whose subject is this resident, newest first (and the total count):
+    openings, listings in search results and household lists, changes, flags.
 
     The (subject_kind, subject_ref, at) index answers this directly.
     """
@@ -250,6 +271,9 @@ def off_hours(
     qs = (
         _in_period(period)
         .filter(event__in=ACCESS_EVENTS, user_id__isnull=False)
+        # A search at night is one finding, shown by its summary event; its up to 50 listing
+        # events would only bury the other rows (they remain in each person's history).
+        .exclude(event=audit.Event.SEARCH, subject_kind="resident")
         .annotate(
             l_date=TruncDate("at", tzinfo=JST),
             l_weekday=ExtractIsoWeekDay("at", tzinfo=JST),
@@ -286,7 +310,12 @@ def off_hours(
 def bursts(
     period: Period, *, threshold: int = DEFAULT_BURST_THRESHOLD, limit: int = ROW_LIMIT
 ) -> Report:
-    """Users who opened ``threshold`` or more distinct residents within one clock hour."""
+    """Users who opened ``threshold`` or more distinct residents within one clock hour.
+
+    Openings (Event.VIEW) only, not listing events: one search lists up to 50 people and one
+    household list a whole family, so counting listings would make every few searches a "burst"
+    and hide the pattern the report is for — someone opening record after record.
+    """
     qs = (
         _resident_views(period)
         .filter(user_id__isnull=False)
@@ -332,8 +361,11 @@ def views_without_purpose(period: Period, *, limit: int = ROW_LIMIT) -> Report:
 
 
 def flagged_views(period: Period, *, limit: int = ROW_LIMIT) -> Report:
-    """Views of flagged records: DV等支援措置 / 要配慮 in force that day, and staff's own
-    record or own household.
+    """Views and listings of flagged records: DV等支援措置 / 要配慮 in force that day, and
+    staff's own record or own household.
+
+    Listing events count: a list shows name, birth date and address, so a DV-protected person
+    shown in search results (a 世帯番号 search, say) is as much a finding as an opening.
 
     Two indexed queries narrowed by IN lists (flagged people; staff and their households),
     then a check of each matching row's date against the flag period — the matching rows are
@@ -348,7 +380,7 @@ def flagged_views(period: Period, *, limit: int = ROW_LIMIT) -> Report:
     values: dict[int, dict] = {}
 
     if by_person:
-        qs = _resident_views(period).filter(subject_ref__in=list(by_person))
+        qs = _resident_seen(period).filter(subject_ref__in=list(by_person))
         for v in qs.values(*_ROW_FIELDS).iterator(chunk_size=2000):
             day = timezone.localtime(v["at"], JST).date()
             labels = [
@@ -365,7 +397,7 @@ def flagged_views(period: Period, *, limit: int = ROW_LIMIT) -> Report:
     household_of_user = {uid: households.get(atena_no, {atena_no}) for uid, atena_no in own.items()}
     if household_of_user:
         everyone = set().union(*household_of_user.values())
-        qs = _resident_views(period).filter(
+        qs = _resident_seen(period).filter(
             user_id__in=list(household_of_user), subject_ref__in=list(everyone)
         )
         for v in qs.values(*_ROW_FIELDS).iterator(chunk_size=2000):
@@ -389,8 +421,8 @@ def flagged_views(period: Period, *, limit: int = ROW_LIMIT) -> Report:
         key="flagged",
         title="閲覧注意の記録の閲覧",
         description=(
-            "DV等支援措置・要配慮の住民（閲覧日に有効なもの）の閲覧と、"
-            "職員本人・同一世帯の記録の閲覧。"
+            "DV等支援措置・要配慮の住民（閲覧日に有効なもの）の閲覧・一覧表示（検索結果や世帯の一覧に"
+            "表示されたこと）と、職員本人・同一世帯の記録の閲覧・一覧表示。"
         ),
         count=len(rows),
         rows=rows[:limit],
@@ -481,16 +513,51 @@ class TaskNotOpen(ValueError):
     """The task does not exist or was already closed."""
 
 
+class OwnTask(ValueError):
+    """The reviewer is the person the task is about, or the one who raised it."""
+
+
+def _own_task_reason(task: ReviewTask, user_id: int | None) -> str:
+    """Why this user may not close this task ("" if they may).
+
+    Why: a review is a second person's look. The holder of a break-glass grant closing the
+    task about their own emergency access, or the approver closing the task their approval
+    raised, would mark their own work as checked.
+    """
+    if user_id is None:
+        return ""
+    if task.subject_kind == "user" and task.subject_ref == str(user_id):
+        return "ご自身が対象の点検タスクは確認できません。別の課長・監査担当者が確認してください。"
+    if task.created_by_id == user_id:
+        return (
+            "ご自身の操作で作成された点検タスクは確認できません。"
+            "別の課長・監査担当者が確認してください。"
+        )
+    return ""
+
+
 def close_task(actor: object, task_id: int, note: str) -> None:
     """Close a review task with the reviewer's finding; audited in the same transaction.
 
     The note is the reviewer's conclusion ("業務上の必要を確認" …); it must not quote the record.
+    Refused (OwnTask, nothing changed) for the person the task is about and for its creator.
     """
     note = audit.neutralise(note.strip())
     if not note:
         raise ValueError("確認結果を入力してください")
     who = audit.actor_of(actor)
     with transaction.atomic():
+        # Locked (PostgreSQL) so the check and the close see the same task.
+        task = (
+            ReviewTask.objects.select_for_update()
+            .filter(pk=task_id, status=ReviewStatus.OPEN)
+            .first()
+        )
+        if task is None:
+            raise TaskNotOpen("この点検タスクは見つからないか、すでに確認済みです")
+        refused = _own_task_reason(task, who.user_id)
+        if refused:
+            raise OwnTask(refused)
         updated = ReviewTask.objects.filter(pk=task_id, status=ReviewStatus.OPEN).update(
             status=ReviewStatus.CLOSED, closed_by_id=who.user_id, closed_at=clock.now(), note=note
         )

@@ -336,8 +336,8 @@ def set_flag(
     valid_to: date | None = None,
 ) -> FlagInfo:
     """Flag a person (課長, function residents.flag); the audit event is written in the same
-    transaction. The event carries only the flag's id: the kind (DV!) is itself sensitive and
-    the audit log must not become a list of protected people.
+    transaction. The event names the person (宛名番号, as every event does) and the flag's id,
+    never the kind: DV is itself sensitive and the log must not become a list of DV cases.
     """
     atena_no = normalize_digits(atena_no or "").strip()
     if not atena_no:

@@ -4,13 +4,21 @@ Search terms are personal data, so the form is POSTed (never in a URL, never in 
 and result links carry a random per-session reference instead of the 宛名番号. Each reference
 remembers the 利用目的 chosen for the search, so that opening the person records why (LOG-01);
 a reference without a purpose leads to a purpose question, never to the record.
+
+A list is itself a disclosure: the search results show name, birth date and address, the
+household list names the family. So every person shown in a list gets a listing event of their
+own (Event.SEARCH with the person as subject, detail {"listed": true}) — "who looked at this
+person" then includes everyone who saw them in a list, and a flagged person shown in a list is a
+finding in the access review. Flagged people are marked 閲覧注意 in the lists too.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -62,6 +70,28 @@ def _lookup(request: HttpRequest, ref: str) -> tuple[str, str]:
     return _unpack(value)
 
 
+def _record_listed(
+    request: HttpRequest, atena_nos: Iterable[str], purpose: str, function: str
+) -> None:
+    """One listing event per person shown in a list, under the purpose in use.
+
+    Event.SEARCH, not VIEW: the person appeared in a list, the record was not opened (the
+    access review counts openings for bursts). The detail only says "listed" — no personal data.
+    Called inside the request's transaction with the summary event, so a list is recorded whole
+    or not at all (one commit for up to 51 appends).
+    """
+    for atena_no in atena_nos:
+        audit.record(
+            audit.Event.SEARCH, request, audit.Subject.resident(atena_no), purpose,
+            function=function, listed=True,
+        )  # fmt: skip
+
+
+def _flagged_among(atena_nos: set[str]) -> set[str]:
+    """Which of these people are flagged (閲覧注意) today — one query for the whole list."""
+    return services.flagged_atena_nos() & atena_nos if atena_nos else set()
+
+
 def criteria_kind(data: dict[str, str]) -> str:
     """Which kind of criteria a search used ("kana+birth", "atena_no" …) — never the terms.
 
@@ -98,11 +128,16 @@ def search(request: HttpRequest) -> HttpResponse:
         else:
             more = len(found) > services.SEARCH_LIMIT
             shown = found[: services.SEARCH_LIMIT]
-            audit.record(
-                audit.Event.SEARCH, request, None, purpose,
-                function="residents.search", by=by, hits=len(shown), more=more,
-            )  # fmt: skip
-            results = [(r, _ref_for(request, r.atena_no, purpose)) for r in shown]
+            with transaction.atomic():
+                audit.record(
+                    audit.Event.SEARCH, request, None, purpose,
+                    function="residents.search", by=by, hits=len(shown), more=more,
+                )  # fmt: skip
+                _record_listed(request, [r.atena_no for r in shown], purpose, "residents.search")
+            flagged = _flagged_among({r.atena_no for r in shown})
+            results = [
+                (r, _ref_for(request, r.atena_no, purpose), r.atena_no in flagged) for r in shown
+            ]
     return render(
         request,
         "residents/search.html",
@@ -121,9 +156,10 @@ def search(request: HttpRequest) -> HttpResponse:
 def person(request: HttpRequest, ref: str) -> HttpResponse:
     """One person's record, opened for the purpose carried by the reference.
 
-    GET shows the record and records Event.VIEW with the 宛名番号 and the purpose; a reference
-    without a purpose shows only the purpose question. POST changes the purpose, then shows
-    the record again (a new VIEW under the new purpose).
+    GET shows the record and records Event.VIEW with the 宛名番号 and the purpose, and a listing
+    event for each other member of the household shown (the person themselves has the VIEW);
+    a reference without a purpose shows only the purpose question. POST changes the purpose,
+    then shows the record again (a new VIEW under the new purpose).
     """
     atena_no, purpose = _lookup(request, ref)
     if request.method == "POST":
@@ -137,10 +173,18 @@ def person(request: HttpRequest, ref: str) -> HttpResponse:
     record = services.get_resident(atena_no)
     if record is None:
         raise Http404(NOT_FOUND)
-    audit.record(audit.Event.VIEW, request, atena_no, purpose, function="residents.view")
+    members = services.household_members(record.household_no)
+    with transaction.atomic():
+        audit.record(audit.Event.VIEW, request, atena_no, purpose, function="residents.view")
+        _record_listed(
+            request,
+            [m.atena_no for m in members if m.atena_no != atena_no],
+            purpose,
+            "residents.view",
+        )
+    flagged = _flagged_among({m.atena_no for m in members})
     household = [
-        (m, _ref_for(request, m.atena_no, purpose))
-        for m in services.household_members(record.household_no)
+        (m, _ref_for(request, m.atena_no, purpose), m.atena_no in flagged) for m in members
     ]
     return render(
         request,

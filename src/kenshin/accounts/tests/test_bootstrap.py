@@ -29,8 +29,12 @@ def test_bootstrap_admin_mails_the_password_and_grants_the_role(settings):
     assert user.temp_password_expires_at is not None
 
 
-def test_bootstrap_admin_is_refused_once_an_administrator_exists(make_user):
+def test_bootstrap_admin_is_refused_once_two_administrators_exist(make_user):
+    """Two, not one: an administrator cannot make another administrator alone (separation
+    of duties), so the operator creates the first two."""
     make_user("kanri1", roles=["system_admin"])
-    with pytest.raises(CommandError, match="すでにいます"):
-        call_command("accounts", "bootstrap-admin", "admin2", email="a2@example.lg.jp")
-    assert not User.objects.filter(username="admin2").exists()
+    call_command("accounts", "bootstrap-admin", "admin2", email="a2@example.lg.jp")
+    assert User.objects.get(username="admin2").has_perm("accounts.manage_users")
+    with pytest.raises(CommandError, match="すでに2人以上います"):
+        call_command("accounts", "bootstrap-admin", "admin3", email="a3@example.lg.jp")
+    assert not User.objects.filter(username="admin3").exists()

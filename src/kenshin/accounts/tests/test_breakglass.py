@@ -148,7 +148,8 @@ def test_screens_need_a_second_admin_with_a_fresh_code(admins, nurse, signed_in)
     assert _fresh(nurse).has_perm("residents.view")
     page = two.get(reverse("accounts:breakglass")).content.decode()
     assert "有効な緊急アクセス" in page and "今すぐ終了" in page
-    assert two.post(reverse("accounts:breakglass_end", args=[bg.pk])).status_code == 302
+    end = reverse("accounts:breakglass_end", args=[bg.pk])
+    assert two.post(end, {"end-code": code_for(second)}).status_code == 302
     assert not _fresh(nurse).has_perm("residents.view")
 
 

@@ -102,6 +102,16 @@ def _put(when: datetime, actor, event=audit.Event.VIEW, subject="", purpose="inq
     return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
 
 
+def _listed(when: datetime, actor, subject: str, function: str = "residents.search") -> int:
+    """A listing event: the resident was shown in search results or a household list."""
+    with clock.frozen(when):
+        audit.record(
+            audit.Event.SEARCH, actor, audit.Subject.resident(subject), "inquiry",
+            function=function, listed=True,
+        )  # fmt: skip
+    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+
+
 def _import_households(tmp_path) -> None:
     base = {
         "異動区分": "00", "異動日": "2024-04-01", "届出日": "2024-04-01", "氏名": "試験　太郎",
@@ -192,6 +202,9 @@ def _seed(make_user, tmp_path) -> Seeded:
     s.innocent.add(_put(jst(2026, 11, 10, 10, 0), u["daytime2"], subject="4000000002"))
     s.innocent.add(_put(jst(2026, 11, 10, 10, 5), own_actor, subject="4000000003"))
     s.innocent.add(_put(jst(2026, 11, 10, 10, 6), own_actor, audit.Event.SEARCH))
+    # Listing events of unflagged people, in office hours.
+    for i in range(5):
+        s.innocent.add(_listed(jst(2026, 11, 11, 10, 0), u["daytime1"], f"540000000{i}"))
 
     # Planted: outside office hours (a weekday at 22:00, before opening, at closing time,
     # just after midnight, a Sunday, public holidays, 年末年始, a login at night).
@@ -229,13 +242,18 @@ def _seed(make_user, tmp_path) -> Seeded:
     s.flagged[_put(jst(2026, 11, 6, 10, 0), u["daytime2"], subject="3000000002")] = "要配慮"
     s.flagged[_put(jst(2026, 11, 10, 10, 1), own_actor, subject="4000000001")] = "職員本人"
     s.flagged[_put(jst(2026, 11, 10, 10, 2), own_actor, subject="4000000002")] = "同一世帯"
+    # Planted: flagged people shown in a list (search results; a household list).
+    s.flagged[_listed(jst(2026, 11, 20, 10, 0), u["daytime1"], "3000000001")] = "DV等支援措置"
+    s.flagged[_listed(jst(2026, 11, 20, 10, 5), own_actor, "4000000002", "residents.view")] = (
+        "同一世帯"
+    )
     return s
 
 
 def test_seed_is_as_large_as_intended(seeded):
     assert len(seeded.innocent) > 400
     assert len(seeded.off_hours) == 17 and len(seeded.no_purpose) == 3
-    assert len(seeded.flagged) == 5 and len(seeded.bursts) == 2
+    assert len(seeded.flagged) == 7 and len(seeded.bursts) == 2
 
 
 def test_off_hours_report_finds_every_planted_event_and_nothing_else(seeded):
@@ -276,6 +294,25 @@ def test_burst_threshold_is_configurable(seeded):
     assert {"busy1", "burst1", "burst2"} <= lower
 
 
+def test_listing_events_do_not_make_a_burst(seeded):
+    # One hour, 50 people listed by one search each time, 3 searches: still no burst —
+    # bursts count openings only (a search lists up to 50).
+    for n in range(3):
+        for i in range(50):
+            _listed(jst(2026, 11, 24, 10, n), seeded.users["daytime1"], f"55{n}00000{i:02d}")
+    report = review.bursts(PERIOD)
+    assert {(b.user_id, b.hour) for b in report.rows} == seeded.bursts
+
+
+def test_listing_events_at_night_are_not_each_an_off_hours_row(seeded):
+    # The search's summary event is the finding; its listing events stay in each history.
+    summary = _put(jst(2026, 11, 24, 22, 0), seeded.users["night1"], audit.Event.SEARCH)
+    for i in range(10):
+        _listed(jst(2026, 11, 24, 22, 0), seeded.users["night1"], f"560000000{i}")
+    report = review.off_hours(PERIOD, hours=HOURS)
+    assert {r.seq for r in report.rows} == seeded.off_hours | {summary}
+
+
 def test_views_without_purpose_are_all_found(seeded):
     report = review.views_without_purpose(PERIOD)
     assert {r.seq for r in report.rows} == seeded.no_purpose
@@ -289,6 +326,15 @@ def test_flagged_views_find_dv_vip_own_record_and_own_household(seeded):
     for seq, word in seeded.flagged.items():
         assert word in found[seq]
     assert report.count == len(seeded.flagged)
+    assert "閲覧・一覧表示" in report.description
+
+
+def test_flagged_report_includes_flagged_people_shown_in_a_list(seeded):
+    rows = [r for r in review.flagged_views(PERIOD).rows if r.event == audit.Event.SEARCH]
+    assert [(r.subject_ref, r.event_label, r.function) for r in rows] == [
+        ("3000000001", "一覧表示", "residents.search"),
+        ("4000000002", "一覧表示", "residents.view"),
+    ]
 
 
 def test_all_reports_together_find_100_percent_and_no_innocent_event(seeded):
@@ -304,7 +350,7 @@ def test_all_reports_together_find_100_percent_and_no_innocent_event(seeded):
         "off_hours": len(seeded.off_hours),
         "bursts": 2,
         "no_purpose": 3,
-        "flagged": 5,
+        "flagged": 7,
     }
 
 
@@ -328,13 +374,23 @@ def test_rows_are_limited_but_counts_are_complete(seeded):
 
 def test_access_history_lists_every_event_on_one_resident(seeded):
     rows, total = review.access_history("3000000001")
-    assert total == 3
+    assert total == 4  # three openings and one listing in search results
     assert [r.at for r in rows] == sorted((r.at for r in rows), reverse=True)  # newest first
     newest = rows[0]
     assert newest.username == "daytime2" and newest.roles == "保健師"
     assert newest.event_label == "閲覧" and newest.purpose_label == "問合せ対応"
     assert newest.address == "10.0.0.9" and newest.result_label == "成功"
     assert newest.at.tzinfo is not None and newest.at.utcoffset().total_seconds() == 9 * 3600
+
+
+def test_access_history_includes_listing_events(seeded):
+    rows, total = review.access_history("4000000002")
+    assert [(r.event_label, r.function, r.username) for r in rows] == [
+        ("一覧表示", "residents.view", "own_staff"),
+        ("閲覧", "residents.view", "own_staff"),
+        ("閲覧", "residents.view", "daytime2"),
+    ]
+    assert total == 3
 
 
 def test_access_history_shows_break_glass():
@@ -368,6 +424,61 @@ def test_close_task_records_the_finding_and_an_audit_event(make_user):
     assert queries.open_review_task_count() == 0
     (closed,) = review.review_tasks(ReviewStatus.CLOSED)
     assert closed.closed_by == "kacho1"
+
+
+def _closing_refused(reviewer, task_id: int) -> None:
+    before = AuditEvent.objects.count()
+    with pytest.raises(review.OwnTask, match="別の課長・監査担当者が確認してください"):
+        review.close_task(reviewer, task_id, "問題なし")
+    task = ReviewTask.objects.get(pk=task_id)
+    assert task.status == ReviewStatus.OPEN and task.closed_by_id is None and task.note == ""
+    assert AuditEvent.objects.count() == before
+
+
+def test_the_person_a_task_is_about_cannot_close_it(make_user):
+    kacho = make_user("kacho1", roles=["kacho"])
+    task_id = ReviewTask.objects.create(
+        kind="break_glass", reason="緊急アクセス", created_at=clock.now(),
+        subject_kind="user", subject_ref=str(kacho.pk),
+    ).pk  # fmt: skip
+    _closing_refused(kacho, task_id)
+    review.close_task(make_user("kacho2", roles=["kacho"]), task_id, "問題なし")
+    assert ReviewTask.objects.get(pk=task_id).status == ReviewStatus.CLOSED
+
+
+def test_the_creator_of_a_task_cannot_close_it(make_user):
+    kacho = make_user("kacho1", roles=["kacho"])
+    task_id = ReviewTask.objects.create(
+        kind="anomaly", reason="異常", created_at=clock.now(), created_by_id=kacho.pk
+    ).pk
+    _closing_refused(kacho, task_id)
+
+
+def test_a_resident_subject_with_the_same_number_is_not_the_reviewer(make_user):
+    kacho = make_user("kacho1", roles=["kacho"])
+    task_id = ReviewTask.objects.create(
+        kind="anomaly", reason="異常", created_at=clock.now(),
+        subject_kind="resident", subject_ref=str(kacho.pk),
+    ).pk  # fmt: skip
+    review.close_task(kacho, task_id, "問題なし")
+    assert ReviewTask.objects.get(pk=task_id).status == ReviewStatus.CLOSED
+
+
+def test_break_glass_holder_and_approver_cannot_close_its_review_task(make_user):
+    """Review finding: the holder of an emergency grant closed the task about it."""
+    from kenshin.accounts import breakglass
+
+    a1 = make_user("adminA", roles=["system_admin"])
+    a2 = make_user("adminB", roles=["system_admin"])
+    holder = make_user("kachoZ", roles=["kacho"])
+    bg = breakglass.request(a1, holder, "災害", 60)
+    breakglass.approve(a2, bg)
+    task = ReviewTask.objects.get()
+    assert task.subject_ref == str(holder.pk) and task.created_by_id == a2.pk
+    _closing_refused(holder, task.pk)
+    _closing_refused(a2, task.pk)
+    review.close_task(make_user("kachoY", roles=["kacho"]), task.pk, "業務上の必要を確認した")
+    assert ReviewTask.objects.get().status == ReviewStatus.CLOSED
 
 
 def test_a_task_cannot_be_closed_twice_or_without_a_note(make_user):

@@ -202,6 +202,19 @@ def test_tasks_list_and_close_with_a_note(kacho):
     ]
 
 
+def test_closing_a_task_about_oneself_is_refused_in_japanese(make_user, signed_in):
+    user = make_user("kacho2", roles=["kacho"])
+    client = signed_in(user)
+    task_id = ReviewTask.objects.create(
+        kind="break_glass", reason="緊急アクセス 60分", created_at=clock.now(),
+        subject_kind="user", subject_ref=str(user.pk),
+    ).pk  # fmt: skip
+    response = client.post(close_url(task_id), {"note": "問題なし"}, follow=True)
+    assert "ご自身が対象の点検タスクは確認できません" in response.content.decode()
+    assert ReviewTask.objects.get(pk=task_id).status == ReviewStatus.OPEN
+    assert not AuditEvent.objects.filter(subject_kind="review_task").exists()
+
+
 def test_closing_needs_post_and_a_note(kacho):
     task_id = _task()
     assert kacho.get(close_url(task_id)).status_code == 405

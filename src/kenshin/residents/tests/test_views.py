@@ -1,10 +1,12 @@
 """Staff pages: declared functions, search by POST with a purpose, every search and view audited
-with its purpose (ACL-04, LOG-01), no personal data in URLs, bounded queries."""
+with its purpose (ACL-04, LOG-01), every person shown in a list audited too, flagged people
+marked in lists, no personal data in URLs, bounded queries."""
 
 from __future__ import annotations
 
 import json
 import re
+from datetime import date
 
 import pytest
 from django.conf import settings
@@ -13,8 +15,10 @@ from django.shortcuts import resolve_url
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from kenshin.audit import review
 from kenshin.audit.models import AuditEvent
-from kenshin.core import audit
+from kenshin.core import audit, clock
+from kenshin.residents import services
 from kenshin.residents.actions import import_feed_file
 from kenshin.residents.tests.conftest import person
 
@@ -44,7 +48,22 @@ def city(feed_file):
 
 
 def events(kind: str) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(event=kind).order_by("seq"))
+    """Events of one kind — for SEARCH, only the summary (criteria, hits), not listings."""
+    qs = AuditEvent.objects.filter(event=kind)
+    if kind == audit.Event.SEARCH:
+        qs = qs.filter(subject_kind="")
+    return list(qs.order_by("seq"))
+
+
+def listings(function: str | None = None) -> list[AuditEvent]:
+    """Listing events: one per person shown in a list."""
+    qs = AuditEvent.objects.filter(event=audit.Event.SEARCH, subject_kind="resident")
+    if function:
+        qs = qs.filter(function=function)
+    return list(qs.order_by("seq"))
+
+
+BADGE = '<span class="badge badge--warn" title="この方の記録の閲覧・一覧表示はアクセス点検の対象です">閲覧注意</span>'
 
 
 def search(client, purpose="inquiry", **terms):
@@ -141,6 +160,68 @@ def test_rejected_search_is_audited_as_a_failure_without_terms(staff, city):
     assert json.loads(event.detail) == {"by": "kana", "hits": 0}
 
 
+def test_every_resident_in_the_results_gets_a_listing_event_without_personal_data(staff, city):
+    search(staff, purpose="voucher", household_no="2000000001")
+    (summary,) = events(audit.Event.SEARCH)
+    assert json.loads(summary.detail) == {"by": "household_no", "hits": 5, "more": False}
+    listed = listings()
+    assert [e.subject_ref for e in listed] == [f"10000000{i:02d}" for i in range(5)]
+    for e in listed:
+        assert e.seq > summary.seq and e.subject_kind == "resident"
+        assert e.purpose == "voucher" and e.function == "residents.search"
+        assert e.username == "hokenshi1" and e.result == audit.Result.SUCCESS
+        assert json.loads(e.detail) == {"listed": True}
+    assert events(audit.Event.VIEW) == []  # listed, not opened
+
+
+def test_a_rejected_search_lists_nobody(staff, city):
+    search(staff, kana="ヤマダ")
+    assert listings() == []
+
+
+def test_flagged_resident_in_the_results_is_marked_and_reported(make_user, staff, city):
+    """Review finding: a 世帯番号 search showed a DV-protected person's address with no trace."""
+    kacho = make_user("kacho1", roles=["kacho"])
+    services.set_flag(kacho, "1000000002", "dv", date(2020, 1, 1), "x")
+    html = search(staff, purpose="inquiry", household_no="2000000001").content.decode()
+    assert "1000000002" in html and "広島県呉市中央四丁目1番6号" in html
+    assert html.count(BADGE) == 1
+    row = next(tr for tr in html.split("<tr>") if "1000000002" in tr)
+    assert BADGE in row
+    assert "DV" not in html  # the list says 閲覧注意, not why
+    rows, total = review.access_history("1000000002")
+    assert total == 2
+    assert [(r.event_label, r.username, r.purpose) for r in rows] == [
+        ("一覧表示", "hokenshi1", "inquiry"),
+        ("登録", "kacho1", ""),  # the flag itself
+    ]
+    today = clock.today()
+    report = review.flagged_views(review.Period(today, today))
+    assert [(r.subject_ref, r.event_label, r.username) for r in report.rows] == [
+        ("1000000002", "一覧表示", "hokenshi1")
+    ]
+    assert "閲覧注意：DV等支援措置" in report.rows[0].reason
+
+
+def test_household_list_on_the_person_page_records_each_member_and_marks_flags(
+    make_user, staff, city
+):
+    services.set_flag(make_user("kacho1", roles=["kacho"]), "1000000003", "vip", date(2020, 1, 1))
+    page = staff.get(first_link(search(staff, purpose="follow_up", atena_no="1000000000")))
+    html = page.content.decode()
+    (view,) = events(audit.Event.VIEW)
+    assert view.subject_ref == "1000000000"
+    household = listings("residents.view")
+    # The other four members; the person themselves has the VIEW.
+    assert [e.subject_ref for e in household] == [f"10000000{i:02d}" for i in range(1, 5)]
+    assert all(e.purpose == "follow_up" and json.loads(e.detail) == {"listed": True}
+               for e in household)  # fmt: skip
+    assert html.count(BADGE) == 1
+    refs = {v[0]: ref for ref, v in staff.session["residents_refs"].items()}
+    row = next(tr for tr in html.split("<tr") if f"/residents/view/{refs['1000000003']}/" in tr)
+    assert BADGE in row
+
+
 def test_search_with_unreadable_date_shows_a_japanese_message(staff, city):
     response = search(staff, kana="ヤマダ", birth_date="1985-02-30")
     assert "「1985-02-30」は存在しない日付です" in response.content.decode()
@@ -212,9 +293,10 @@ def test_person_page_shows_household_and_history_in_a_fixed_number_of_queries(st
     assert "異動履歴" in html and "全件" in html
     assert html.count("/residents/view/") == 5 + 1  # the household's members + the purpose form
     assert "昭和60年4月1日" in html
-    # session, user, OTP device, grants, record, household, flags, history, categories,
-    # session save (savepoint, update, release) — plus the audit insert.
-    assert len(ctx.captured_queries) == PERSON_QUERIES + cost, [
+    # session, user, OTP device, grants, record, household, savepoint + release around the
+    # audit inserts, flags in the household, flags of the person, history, categories, session
+    # save (savepoint, update, release) — plus the VIEW and the 4 listing events.
+    assert len(ctx.captured_queries) == PERSON_QUERIES + (1 + 4) * cost, [
         q["sql"][:120] for q in ctx.captured_queries
     ]
 
@@ -235,7 +317,7 @@ def test_expired_or_guessed_link_shows_a_japanese_page(staff, city):
     assert "検索結果から開いてください" in response.content.decode()
 
 
-def test_search_view_query_count_does_not_grow_with_results(staff, city):
+def test_search_view_query_count_grows_only_by_the_listing_events(staff, city):
     def queries(data):
         with CaptureQueriesContext(connection) as ctx:
             search(staff, **data)
@@ -245,9 +327,11 @@ def test_search_view_query_count_does_not_grow_with_results(staff, city):
     cost = audit_insert_cost()
     one = queries({"atena_no": "1000000001"})
     five = queries({"kana": "ヤマダ", "birth_date": "1985-04-01"})
-    # session, user, OTP device, grants, the search, the session save (savepoint, update,
-    # release) — plus the audit insert
-    assert five == one == SEARCH_QUERIES + cost
+    # session, user, OTP device, grants, the search, savepoint + release around the audit
+    # inserts, flags in the list (one query), the session save (savepoint, update, release)
+    # — plus the summary event and one listing event per person shown.
+    assert one == SEARCH_QUERIES + (1 + 1) * cost
+    assert five == SEARCH_QUERIES + (1 + 5) * cost
 
 
 def test_more_than_the_page_size_says_so(staff, feed_file):
@@ -262,6 +346,7 @@ def test_more_than_the_page_size_says_so(staff, feed_file):
         "hits": 50,
         "more": True,
     }
+    assert len(listings()) == 50  # the 51st was not shown, so not listed
 
 
 def test_exactly_the_page_size_does_not_claim_more(staff, feed_file):
@@ -285,5 +370,5 @@ def test_csrf_failure_page_is_japanese(make_user):
 
 
 # Queries of the views themselves, without the audit insert (measured; update with care).
-PERSON_QUERIES = 12
-SEARCH_QUERIES = 8
+PERSON_QUERIES = 15
+SEARCH_QUERIES = 11

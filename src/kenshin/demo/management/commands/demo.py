@@ -30,6 +30,8 @@ DEMO_ACCOUNTS: tuple[tuple[str, str, list[str], tuple[str, str] | None], ...] = 
     ("etsuran", "閲覧 小林（デモ）", ["etsuran"], None),
     ("clinic", "くれ中央クリニック 受付（デモ）", ["clinic"], ("clinic", "3410000011")),
 )
+# Only these accounts' codes are ever printed by `kenshin demo totp` (never a real user's).
+DEMO_USERNAMES: tuple[str, ...] = tuple(a[0] for a in DEMO_ACCOUNTS)
 BASE_DATE = date(2023, 4, 1)
 END_DATE = date(2026, 10, 31)
 
@@ -81,11 +83,18 @@ class Command(BaseCommand):
         self.stdout.write("")
 
     def _totp(self, username: str) -> None:
-        """Print the demo account's current code: the demo's stand-in for a phone app."""
+        """Print a demo account's current code: the demo's stand-in for a phone app.
+
+        Refused for any name the demo did not create, so a real account added to a demo
+        installation never has its second factor printed by a command.
+        """
         try:
-            code = accounts.demo_totp_code(username)
+            code = accounts.demo_totp_code(username, demo_usernames=DEMO_USERNAMES)
         except LookupError:
-            raise CommandError(f"認証アプリが登録された利用者 {username} はいません") from None
+            raise CommandError(
+                f"{username} はデモ用アカウントではないか、認証アプリが登録されていません。"
+                f"確認コードを表示できるのはデモ用アカウント（{'、'.join(DEMO_USERNAMES)}）だけです"
+            ) from None
         self.stdout.write(code)
 
     @staticmethod
