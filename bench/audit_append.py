@@ -168,8 +168,12 @@ def child_reset() -> dict:
 
 def child_check() -> dict:
     _setup_django()
+    from django.db import connection
+
+    from kenshin.audit import schema
     from kenshin.audit.verify import verify
 
+    schema.init_head(connection)  # v1 writes no head row; a no-op after our appends
     report = verify()
     return {"ok": report.ok, "rows": report.rows, "problem": str(report.problem)}
 

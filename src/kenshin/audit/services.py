@@ -76,8 +76,9 @@ def append(entry: Entry) -> int:
     back together, so the log has no events for actions that did not happen and no gaps.
     Concurrent writers are serialised by the lock on the head row, held until commit; on
     SQLite by the database's single write lock (transactions begin IMMEDIATE, settings; even
-    without that, the first statement here is a write, and SQLite refuses a stale writer
-    rather than letting it fork the chain). ``seq`` is the primary key: a chain can never fork.
+    without that, SQLite refuses a stale writer rather than letting it fork the chain).
+    ``seq`` is the primary key: a chain can never fork. A missing head is only recreated when
+    the log is empty too; otherwise ``ChainHeadMissing`` is raised (fail closed).
     """
     values = _tail(entry)
     tail = chain.tail_bytes(values)  # also refuses a naive time
@@ -96,14 +97,25 @@ def append(entry: Entry) -> int:
         return _write(step, tail, stored)
 
 
+class ChainHeadMissing(RuntimeError):
+    """The head row is gone while the log has rows: appending would hide a truncation."""
+
+
+HEAD_MISSING = (
+    "監査ログの末尾の記録（audit_chainhead）がありません。監査ログには行があるため、"
+    "末尾から行が削除された可能性があり、自動では作り直しません。操作は記録できないため"
+    "中止しました。システム管理者は kenshin audit verify（--from-anchor 付き）で確認してください"
+)
+
+
 def _write(step, tail: bytes, stored: list) -> int:
     with connection.cursor() as cur:
         seq = step(cur, tail, stored)
-        if seq is None:  # the head row is gone (a test flush empties every table)
-            schema.init_head(connection)
+        if seq is None:  # no head row: a fresh or flushed database — or a removed head
+            schema.start_head(connection)  # only when the log is empty too
             seq = step(cur, tail, stored)
-    if seq is None:  # pragma: no cover - init_head guarantees the row
-        raise RuntimeError("audit chain head missing")
+    if seq is None:  # fail closed: no action without its event, no guessed head
+        raise ChainHeadMissing(HEAD_MISSING)
     return seq
 
 
@@ -121,20 +133,31 @@ def _append_pg(cur, tail: bytes, stored: list) -> int | None:
 
 
 def _append_generic(cur, tail: bytes, stored: list) -> int | None:
-    """SQLite: the same steps, hashing in Python (statements are in-process, so cheap)."""
-    cur.execute("UPDATE audit_chainhead SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    """SQLite: the same steps, hashing in Python (statements are in-process, so cheap).
+
+    The head moves in one UPDATE (seq + 1, prev_hash = old hash, new hash): the only change
+    its guard allows. The read and the write happen under SQLite's single write lock
+    (transactions begin IMMEDIATE, settings); without it a stale writer is refused by SQLite
+    (or by ``seq = %s``/the primary key) — the chain never forks.
+    """
+    cur.execute("SELECT seq, hash FROM audit_chainhead WHERE id = 1")
     row = cur.fetchone()
     if row is None:
         return None
-    seq, prev = row
+    seq, prev = row[0] + 1, row[1]
     digest = chain.hash_bytes(prev, seq, tail)
+    cur.execute(
+        "UPDATE audit_chainhead SET seq = %s, prev_hash = %s, hash = %s WHERE id = 1 AND seq = %s",
+        [seq, prev, digest, seq - 1],
+    )
+    if cur.rowcount != 1:  # pragma: no cover - only without the write lock
+        raise RuntimeError("audit chain head moved during append")
     cols = _columns()
     cur.execute(
         f"INSERT INTO audit_auditevent ({', '.join(cols)}) "  # noqa: S608 # nosec B608 - model column names
         f"VALUES ({', '.join(['%s'] * len(cols))})",
         [seq, *stored, prev, digest],
     )
-    cur.execute("UPDATE audit_chainhead SET prev_hash = %s, hash = %s WHERE id = 1", [prev, digest])
     return seq
 
 

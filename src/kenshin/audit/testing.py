@@ -2,12 +2,13 @@
 
 Why: pytest-django's transactional tests (``transaction=True``, ``live_server``) empty every
 table after each test with Django's flush — ``DELETE FROM`` on SQLite, ``TRUNCATE`` on
-PostgreSQL — which the append-only guards rightly refuse. The application has no way around
-the guards; only this plugin, loaded by the root conftest.py, wraps the flush: inside one
-transaction it drops the guards, runs the flush, and puts the guards back. Other connections
-never see the table unguarded (DDL is transactional on both databases), and the guards are back
-before the next test starts whatever the fixture order is, because the wrap sits in the flush
-itself rather than in a fixture whose teardown might run before or after pytest-django's.
+PostgreSQL — which the append-only guards (on the log and on its head row) rightly refuse.
+The application has no way around the guards; only this plugin, loaded by the root
+conftest.py, wraps the flush: inside one transaction it drops the guards, runs the flush,
+and puts the guards back. Other connections never see the tables unguarded (DDL is
+transactional on both databases), and the guards are back before the next test starts
+whatever the fixture order is, because the wrap sits in the flush itself rather than in a
+fixture whose teardown might run before or after pytest-django's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _original = BaseDatabaseOperations.execute_sql_flush
 
 
 def _flush_with_guards_lifted(self: BaseDatabaseOperations, sql_list: list[str]) -> None:
-    if not any(schema.TABLE in sql for sql in sql_list):
+    if not any(table in sql for sql in sql_list for table in schema.TABLES):
         return _original(self, sql_list)
     conn = self.connection
     with transaction.atomic(using=conn.alias):

@@ -4,8 +4,10 @@ Why a walk over every row: an attacker who can drop the triggers can edit or del
 only question a reviewer needs answered is "is every row still the row that was written, and
 is none missing?". Each row's hash is recomputed from its fields and its stored predecessor
 hash, each ``prev_hash`` must equal the previous row's hash, and ``seq`` must run 1, 2, 3 …
-without gaps. An anchor kept outside the database (``kenshin audit anchor``) also catches a
-rewrite of the whole tail, which a chain alone cannot.
+without gaps. The head row (``audit_chainhead``) must name the last row exactly (seq, hash,
+prev_hash): otherwise the last row could be rewritten with a recomputed hash unnoticed. An
+anchor kept outside the database (``kenshin audit anchor``) also catches a rewrite of the
+whole tail, which a chain alone cannot.
 
 Memory stays constant: rows are read in keyset batches (``WHERE seq > last ORDER BY seq
 LIMIT n``), an index range scan on the primary key on both databases — the same streaming a
@@ -50,7 +52,7 @@ class Problem:
     """What is wrong, at which row (``seq`` None for problems not tied to one row)."""
 
     seq: int | None
-    kind: str  # missing | link | hash | tail | anchor | guards
+    kind: str  # missing | link | hash | tail | head | anchor | guards
     message: str
 
 
@@ -96,15 +98,19 @@ def verify(
     Stops at the first problem. ``progress(done_seq, total_seq, rows)`` is called per batch.
     """
     with connection.cursor() as cur:
-        # Head first, then max(seq): rows committed in between only raise max(seq), so a
-        # max below the head means rows were taken off the end.
-        cur.execute("SELECT seq FROM audit_chainhead WHERE id = 1")
-        head = cur.fetchone()
-        cur.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_auditevent")
-        upto = cur.fetchone()[0]
-        guards = schema.installed(connection)
+        # The head and max(seq) in ONE statement: one snapshot on both databases, and an
+        # append moves the head and inserts its row in the same transaction — so in any
+        # snapshot the head must name exactly the newest row.
+        cur.execute(
+            "SELECT COALESCE((SELECT MAX(seq) FROM audit_auditevent), 0), "
+            "(SELECT seq FROM audit_chainhead WHERE id = 1), "
+            "(SELECT prev_hash FROM audit_chainhead WHERE id = 1), "
+            "(SELECT hash FROM audit_chainhead WHERE id = 1)"
+        )
+        upto, *head = cur.fetchone()
+        missing_guards = schema.missing(connection)
 
-        last, prev_hash, rows = 0, chain.GENESIS, 0
+        last, prev_hash, last_prev, rows = 0, chain.GENESIS, chain.GENESIS, 0
         problem: Problem | None = None
         while problem is None:
             cur.execute(
@@ -119,27 +125,64 @@ def verify(
                 problem = _check(row, last, prev_hash, anchor)
                 if problem is not None:
                     break
-                last, prev_hash = row[0], row[-1]
+                last, last_prev, prev_hash = row[0], row[-2], row[-1]
                 rows += 1
             if progress is not None:
                 progress(last, upto, rows)
 
-    if problem is None and head is not None and head[0] > last:
-        problem = Problem(last + 1, "tail", _missing(last + 1, head[0], "末尾から削除された"))
+    if problem is None:
+        problem = _check_head(head, last, last_prev, prev_hash)
     if problem is None and anchor is not None and anchor.seq > last:
         problem = Problem(
             anchor.seq,
             "anchor",
             f"アンカーの番号 {anchor.seq} の行がありません（末尾が削除された可能性があります）",
         )
-    if problem is None and not guards:
+    if problem is None and missing_guards:
         problem = Problem(
             None,
             "guards",
-            "追記専用の保護（更新・削除を拒むトリガー）が外されています。"
-            "マイグレーション audit 0003 を適用し直してください",
+            "追記専用の保護（更新・削除を拒むトリガー）が外されています"
+            f"（{', '.join(missing_guards)}）。"
+            "マイグレーション audit 0003・0004 を適用し直してください",
         )
-    return Report(rows, last, prev_hash, problem, guards)
+    return Report(rows, last, prev_hash, problem, not missing_guards)
+
+
+def _check_head(head: list, last: int, last_prev: str, last_hash: str) -> Problem | None:
+    """The head row must name the newest row exactly: its seq, its hash and its prev_hash.
+
+    Why all three: a head that only agrees on ``seq`` lets someone who can drop the triggers
+    rewrite the last row with a recomputed hash — no later row's link would betray it.
+    """
+    seq, head_prev, head_hash = head
+    if seq is None:
+        if last == 0:
+            return None  # a fresh or flushed database: the first append creates the head
+        return Problem(
+            None,
+            "head",
+            "監査ログの末尾の記録（audit_chainhead）がありません"
+            "（末尾の行とともに削除された可能性があります。アンカーで確かめてください）",
+        )
+    if seq > last:
+        return Problem(last + 1, "tail", _missing(last + 1, seq, "末尾から削除された"))
+    if seq < last:
+        rows = f"番号 {seq + 1}" if seq + 1 == last else f"番号 {seq + 1}〜{last}"
+        return Problem(
+            seq + 1,
+            "head",
+            f"{rows} の行が末尾の記録（audit_chainhead、番号 {seq}）より後にあります"
+            "（正規の追記を経ずに書き込まれた可能性があります）",
+        )
+    if head_hash != last_hash or head_prev != last_prev:
+        return Problem(
+            last or None,
+            "head",
+            f"番号 {last}: 行のハッシュが末尾の記録（audit_chainhead）と一致しません"
+            "（最後の行か末尾の記録が書き換えられた可能性があります）",
+        )
+    return None
 
 
 def _check(row: tuple, last: int, prev_hash: str, anchor: Anchor | None) -> Problem | None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from django.db import connection, transaction
 
-from kenshin.audit import chain, services
+from kenshin.audit import chain, schema, services
 from kenshin.audit.models import AuditEvent, ChainHead
 from kenshin.audit.verify import verify
 from kenshin.core import audit
@@ -106,12 +106,31 @@ def test_record_goes_through_append_and_stores_the_canonical_detail():
 
 
 @pytest.mark.django_db
-def test_a_missing_head_row_is_rebuilt_from_the_newest_audit_row():
+def test_a_missing_head_row_is_created_when_the_log_is_empty_too():
+    # What a test flush (or a fresh database) leaves: no rows, no head. The guards are
+    # lifted only to empty the head table, as the flush plugin does.
+    schema.remove(connection)
+    ChainHead.objects.all().delete()
+    schema.install(connection)
+    assert services.append(_entry(1)) == 1
+    assert ChainHead.objects.get().seq == 1
+    assert verify().ok
+
+
+@pytest.mark.django_db
+def test_a_missing_head_row_is_not_rebuilt_while_rows_exist():
+    # Rebuilding the head from the remaining rows would hide rows deleted from the end:
+    # append fails closed instead (and so does the audited action around it).
     services.append(_entry(1))
     services.append(_entry(2))
-    ChainHead.objects.all().delete()  # what a test flush does to the head table
-    assert services.append(_entry(3)) == 3
-    assert verify().ok
+    schema.remove(connection)
+    ChainHead.objects.all().delete()
+    schema.install(connection)
+    with pytest.raises(services.ChainHeadMissing, match="audit_chainhead"), transaction.atomic():
+        services.append(_entry(3))
+    assert not ChainHead.objects.exists()
+    assert AuditEvent.objects.count() == 2
+    assert "末尾の記録（audit_chainhead）がありません" in verify().problem.message
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from kenshin.audit import chain, schema
 from kenshin.audit.models import AuditEvent, ChainHead
@@ -93,6 +93,68 @@ def test_deleting_rows_from_the_end_is_reported_against_the_head(ten_rows):
     assert "番号 9〜10 の行がありません" in message
 
 
+def test_the_last_row_rewritten_with_a_fresh_hash_is_reported_against_the_head(ten_rows):
+    # No later row links to the last one: only the head row can betray this edit.
+    row = AuditEvent.objects.filter(seq=10).values().get()
+    row["user_id"], row["purpose"] = None, "audit"
+    forged = chain.row_hash(row["prev_hash"], row)
+    behind_the_triggers_back(
+        "UPDATE audit_auditevent SET user_id = NULL, purpose = 'audit', hash = %s WHERE seq = 10",
+        [forged],
+    )
+    report = verify()
+    assert (report.problem.seq, report.problem.kind) == (10, "head")
+    message = refused()
+    assert "番号 10:" in message
+    assert "末尾の記録（audit_chainhead）と一致しません" in message
+
+
+def test_a_head_whose_prev_hash_was_changed_is_reported(ten_rows):
+    behind_the_triggers_back("UPDATE audit_chainhead SET prev_hash = %s WHERE id = 1", ["f" * 64])
+    assert "番号 10:" in refused()
+
+
+def test_rows_beyond_the_head_are_reported(ten_rows):
+    # A correctly hashed row 11 inserted without moving the head (appends would now collide).
+    last = AuditEvent.objects.filter(seq=10).values().get()
+    row = {**last, "seq": 11, "prev_hash": last["hash"]}
+    row["hash"] = chain.row_hash(last["hash"], row)
+    AuditEvent.objects.create(**row)
+    report = verify()
+    assert (report.problem.seq, report.problem.kind) == (11, "head")
+    assert "番号 11 の行が末尾の記録" in refused()
+
+
+def test_truncating_the_tail_and_rewinding_the_head_is_caught_by_the_anchor(ten_rows):
+    # With the guards up the head cannot be rewound (test_guards). The owner of the schema
+    # can drop them, delete rows 9-10 and rewind the head to row 8: a consistent chain that
+    # only a copy kept outside the database can contradict.
+    out = io.StringIO()
+    call_command("audit", "anchor", stdout=out, stderr=io.StringIO())
+    seq, digest, _ = out.getvalue().split()
+    eight = AuditEvent.objects.get(seq=8)
+    schema.remove(connection)
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM audit_auditevent WHERE seq > 8")
+        cur.execute(
+            "UPDATE audit_chainhead SET seq = 8, prev_hash = %s, hash = %s WHERE id = 1",
+            [eight.prev_hash, eight.hash],
+        )
+    schema.install(connection)
+    assert verify().ok  # the chain alone cannot tell …
+    assert f"アンカーの番号 {seq} の行がありません" in refused("--from-anchor", f"{digest}@{seq}")
+
+
+def test_truncating_the_tail_and_deleting_the_head_is_reported_and_not_rebuilt(ten_rows):
+    behind_the_triggers_back("DELETE FROM audit_auditevent WHERE seq > 8")
+    behind_the_triggers_back("DELETE FROM audit_chainhead")
+    assert "末尾の記録（audit_chainhead）がありません" in refused()
+    with pytest.raises(RuntimeError, match="audit_chainhead"), transaction.atomic():
+        audit.record(audit.Event.VIEW, None, "000000000001", "inquiry")
+    assert not ChainHead.objects.exists()  # still missing: verify keeps reporting it
+    assert "末尾の記録（audit_chainhead）がありません" in refused()
+
+
 def test_a_problem_in_a_later_batch_is_found(ten_rows):
     behind_the_triggers_back("UPDATE audit_auditevent SET username = 'x' WHERE seq = 8")
     report = verify(batch=3)
@@ -102,6 +164,19 @@ def test_a_problem_in_a_later_batch_is_found(ten_rows):
 def test_missing_guards_fail_verification(ten_rows):
     schema.remove(connection)
     assert "トリガー" in refused()
+
+
+def test_a_missing_head_guard_fails_verification(ten_rows):
+    name = "audit_chainhead_step_only"
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(f"DROP TRIGGER {name} ON audit_chainhead")
+        else:
+            cur.execute(f"DROP TRIGGER {name}")
+    assert not schema.installed(connection)
+    message = refused()
+    assert "トリガー" in message
+    assert name in message
 
 
 def test_anchor_prints_seq_hash_and_jst_time_and_records_itself(ten_rows):
@@ -122,7 +197,7 @@ def test_a_chain_rebuilt_after_the_anchor_is_reported(ten_rows):
     seq, digest, _ = out.getvalue().split()
     # Rebuild everything from scratch: a consistent chain, but not the one anchored.
     behind_the_triggers_back("DELETE FROM audit_auditevent")
-    ChainHead.objects.all().delete()
+    behind_the_triggers_back("DELETE FROM audit_chainhead")
     for n in range(12):
         audit.record(audit.Event.VIEW, None, f"{n:012d}", "inquiry", n=n + 100)
     assert verify().ok  # the chain alone cannot tell …
