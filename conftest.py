@@ -14,7 +14,7 @@ pytest_plugins: list[str] = ["tests.plugins.leakguard", "kenshin.audit.testing"]
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
+def _test_settings(settings):
     """Argon2id costs ~100 ms per hash by design; tests use a fast hasher except where they
     check the production setting itself (accounts tests read settings.PASSWORD_HASHERS first)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

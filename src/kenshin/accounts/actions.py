@@ -216,7 +216,6 @@ def enable_user(actor: Any, user: Any) -> None:
 
 
 @transaction.atomic
-@transaction.atomic
 def reset_second_factor(actor: Any, user: Any) -> None:
     """Lost phone: remove the authenticator and recovery codes and end every session.
 

@@ -46,7 +46,7 @@ from kenshin.accounts.permissions import (
     VIEW_INSTITUTION,
 )
 from kenshin.core import audit, clock, permissions
-from kenshin.core.permissions import requires
+from kenshin.core.permissions import check_object, requires
 
 User = get_user_model()
 # Declared by the audit app (audit/permissions.py); the report reads accounts tables, so it
@@ -284,15 +284,7 @@ def _institutions():
 def _institution_for(request: HttpRequest, pk: int, function: str) -> Institution:
     """The institution if this user's grant of ``function`` covers it; otherwise 403, recorded."""
     institution = get_object_or_404(_institutions(), pk=pk)
-    if not request.user.has_perm(function, institution):
-        audit.record(
-            audit.Event.ACCESS_DENIED,
-            request,
-            audit.Subject("institution", institution.code),
-            function=function,
-            result=audit.Result.DENIED,
-        )
-        raise PermissionDenied(function)
+    check_object(request, function, institution, audit.Subject("institution", institution.code))
     return institution
 
 

@@ -62,7 +62,7 @@ ACCESS_EVENTS: tuple[str, ...] = (
     audit.Event.IMPORT,
 )
 # Flags whose every view is reported (ResidentFlag kinds).
-REVIEWED_FLAGS: tuple[str, ...] = ("dv", "vip")
+REVIEWED_FLAGS: tuple[str, ...] = tuple(residents.FLAG_KINDS)  # every kind is reviewed
 
 _EVENT_LABELS = dict(audit.Event.choices)
 _RESULT_LABELS = dict(audit.Result.choices)
@@ -466,7 +466,11 @@ class TaskRow:
 
 
 _STATUS_LABELS = dict(ReviewStatus.choices)
-TASK_KINDS = {"break_glass": "緊急アクセスの利用", "anomaly": "異常の検知"}
+TASK_KINDS = {
+    "break_glass": "緊急アクセスの利用",
+    "privileged_grant": "管理者権限の付与",
+    "anomaly": "異常の検知",
+}
 _SUBJECT_KINDS = {"user": "利用者", "resident": "宛名番号"}
 
 

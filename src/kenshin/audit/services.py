@@ -169,7 +169,9 @@ def open_review_task(
     subject_ref: str = "",
     created_by_id: int | None = None,
 ) -> int:
-    """Open a task a 課長 or auditor must look at and close (break-glass use, BG-01); return its id.
+    """Open a task a 課長 or auditor must look at and close; return its id.
+
+    Raised by break-glass approvals (BG-01) and privileged role grants (accounts.actions).
 
     Why here: accounts raises the task, the audit app owns the table and its review screen.
     Text is neutralised like an audit field, since reviewers read it on screen.

@@ -163,11 +163,17 @@ def access_of(view: Callable[..., Any]) -> Access | None:
     return None
 
 
-def check_object(user: Any, code: str, obj: Any) -> None:
-    """Raise PermissionDenied unless ``user`` may perform ``code`` on this object.
+def check_object(request: Any, code: str, obj: Any, subject: Any = None) -> None:
+    """Raise PermissionDenied (and record the refusal) unless the user may do ``code`` on ``obj``.
 
     Objects that can be scoped expose ``kenshin_scope() -> dict[str, str]`` (for example
-    ``{"clinic": "3410000001"}``); the backend compares it with the grant's scope.
+    ``{"clinic": "3410000001"}``); the backend compares it with the grant's scope (ACL-02).
+    ``subject`` names the object in the audit event (a core.audit.Subject).
     """
-    if not user.has_perm(code, obj):
+    if not request.user.has_perm(code, obj):
+        from kenshin.core import audit
+
+        audit.record(
+            audit.Event.ACCESS_DENIED, request, subject, function=code, result=audit.Result.DENIED
+        )
         raise PermissionDenied(code)

@@ -25,11 +25,6 @@ TASKS = reverse("audit:tasks")
 
 
 @pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
-@pytest.fixture(autouse=True)
 def _standing_on_a_weekday():
     with clock.frozen(datetime(2026, 11, 26, 10, 0, tzinfo=JST)):
         yield

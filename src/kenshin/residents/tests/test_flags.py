@@ -20,11 +20,6 @@ from kenshin.residents.tests.conftest import person
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    settings.SECURE_SSL_REDIRECT = False
-
-
 def flag(atena_no: str, kind: str, start: date, end: date | None = None) -> None:
     from django.conf import settings
 

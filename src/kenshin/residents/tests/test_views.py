@@ -28,12 +28,6 @@ SEARCH = reverse("residents:search")
 LINK = re.compile(r'href="(/residents/view/[^"]+)"')
 
 
-@pytest.fixture(autouse=True)
-def _plain_http(settings):
-    # The test client speaks plain http; production redirects it to https (settings).
-    settings.SECURE_SSL_REDIRECT = False
-
-
 @pytest.fixture
 def staff(make_user, signed_in):
     return signed_in(make_user("hokenshi1", roles=["hokenshi"]))
