@@ -57,7 +57,7 @@ def actor_user(actor: Any) -> Any:
 
 def user_subject(user: Any) -> audit.Subject:
     """Staff accounts are not residents: they are named by id, never by name."""
-    return audit.Subject("user", str(user.pk))
+    return audit.Subject.user(user.pk)
 
 
 def _same_person(actor: Any, user: Any) -> bool:

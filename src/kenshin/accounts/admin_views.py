@@ -396,49 +396,43 @@ def breakglass_request(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:breakglass")
 
 
+def _breakglass_step(request: HttpRequest, pk: int, step: str, do: Any, done: str) -> HttpResponse:
+    """Approve, reject or end one request: a fresh code, then the action, then the list."""
+    bg = get_object_or_404(BreakGlass, pk=pk)
+    form = StepUpForm(request.POST, prefix=step)
+    if not _verified(request, form, BREAK_GLASS):
+        bound = {"approve": form} if step == "approve" else {}
+        return _breakglass_page(request, error=_form_error(form), status=400, **bound)
+    try:
+        do(request, bg)
+    except actions.ActionRefused as exc:
+        return _breakglass_page(request, error=str(exc), status=400)
+    messages.success(request, done)
+    return redirect("accounts:breakglass")
+
+
 @requires(BREAK_GLASS)
 @require_POST
 def breakglass_approve(request: HttpRequest, pk: int) -> HttpResponse:
-    bg = get_object_or_404(BreakGlass, pk=pk)
-    form = StepUpForm(request.POST, prefix="approve")
-    if not _verified(request, form, BREAK_GLASS):
-        return _breakglass_page(request, approve=form, error=_form_error(form), status=400)
-    try:
-        breakglass.approve(request, bg)
-    except actions.ActionRefused as exc:
-        return _breakglass_page(request, error=str(exc), status=400)
-    messages.success(request, "緊急アクセスを承認しました。点検タスクが作成されました。")
-    return redirect("accounts:breakglass")
+    return _breakglass_step(
+        request,
+        pk,
+        "approve",
+        breakglass.approve,
+        "緊急アクセスを承認しました。点検タスクが作成されました。",
+    )
 
 
 @requires(BREAK_GLASS)
 @require_POST
 def breakglass_reject(request: HttpRequest, pk: int) -> HttpResponse:
-    bg = get_object_or_404(BreakGlass, pk=pk)
-    form = StepUpForm(request.POST, prefix="reject")
-    if not _verified(request, form, BREAK_GLASS):
-        return _breakglass_page(request, error=_form_error(form), status=400)
-    try:
-        breakglass.reject(request, bg)
-    except actions.ActionRefused as exc:
-        return _breakglass_page(request, error=str(exc), status=400)
-    messages.success(request, "申請を却下しました。")
-    return redirect("accounts:breakglass")
+    return _breakglass_step(request, pk, "reject", breakglass.reject, "申請を却下しました。")
 
 
 @requires(BREAK_GLASS)
 @require_POST
 def breakglass_end(request: HttpRequest, pk: int) -> HttpResponse:
-    bg = get_object_or_404(BreakGlass, pk=pk)
-    form = StepUpForm(request.POST, prefix="end")
-    if not _verified(request, form, BREAK_GLASS):
-        return _breakglass_page(request, error=_form_error(form), status=400)
-    try:
-        breakglass.end(request, bg)
-    except actions.ActionRefused as exc:
-        return _breakglass_page(request, error=str(exc), status=400)
-    messages.success(request, "緊急アクセスを終了しました。")
-    return redirect("accounts:breakglass")
+    return _breakglass_step(request, pk, "end", breakglass.end, "緊急アクセスを終了しました。")
 
 
 # --- access review (ACL-06) --------------------------------------------------------------------

@@ -132,7 +132,7 @@ def issue_temporary(user: Any, *, actor: Any = None) -> str:
     audit.record(
         audit.Event.PASSWORD_CHANGE,
         actor,
-        audit.Subject("user", str(user.pk)),
+        audit.Subject.user(user.pk),
         kind="temporary_issued",
     )
     sessions.end_all(user, actor=actor, record_empty=False)
@@ -213,7 +213,7 @@ def force_change(user: Any, *, actor: Any = None) -> int:
     audit.record(
         audit.Event.PASSWORD_CHANGE,
         actor,
-        audit.Subject("user", str(user.pk)),
+        audit.Subject.user(user.pk),
         kind="change_forced",
     )
     return sessions.end_all(user, actor=actor, record_empty=False)

@@ -162,7 +162,7 @@ def end_all(
         audit.record(
             audit.Event.SESSION_ENDED,
             actor,
-            audit.Subject("user", str(user.pk)),
+            audit.Subject.user(user.pk),
             reason="ended_by_system" if actor is None else "ended",
             count=len(keys),
         )

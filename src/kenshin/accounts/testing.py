@@ -78,3 +78,21 @@ def signed_in_client(user, client: Client | None = None) -> Client:
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return client
+
+
+def code_for(user) -> str:
+    """A code the step-up will accept now: each TOTP step is good once, and earlier wrong
+    codes in the same test would otherwise throttle the device."""
+    device = user.totp
+    device.refresh_from_db()
+    device.last_t = -1
+    device.throttling_failure_count = 0
+    device.throttling_failure_timestamp = None
+    device.save()
+    return current_code(device)
+
+
+def wrong_code(user) -> str:
+    """A code that differs from the one the step-up would accept now."""
+    right = code_for(user)
+    return f"{(int(right) + 1) % 1_000_000:06d}"

@@ -84,6 +84,11 @@ class Subject:
     def resident(cls, atena_no: str) -> Subject:
         return cls("resident", atena_no)
 
+    @classmethod
+    def user(cls, user_id: int) -> Subject:
+        """A staff account, named by id (never by name: staff are people too)."""
+        return cls("user", str(user_id))
+
 
 @dataclass(frozen=True)
 class Entry:

@@ -18,27 +18,10 @@ from django.urls import reverse
 
 from kenshin.accounts import access_review, actions
 from kenshin.accounts.models import Institution, Role, RoleAssignment
-from kenshin.accounts.testing import current_code
+from kenshin.accounts.testing import code_for, wrong_code
 from kenshin.audit.models import AuditEvent
 
 User = get_user_model()
-
-
-def code_for(user) -> str:
-    """A code the step-up will accept now: each TOTP step is good once, and earlier wrong
-    codes in the same test would otherwise throttle the device."""
-    device = user.totp
-    device.refresh_from_db()
-    device.last_t = -1
-    device.throttling_failure_count = 0
-    device.throttling_failure_timestamp = None
-    device.save()
-    return current_code(device)
-
-
-def wrong_code(user) -> str:
-    right = code_for(user)
-    return f"{(int(right) + 1) % 1_000_000:06d}"
 
 
 def events(event: str) -> list[AuditEvent]:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from kenshin.accounts import breakglass
 from kenshin.accounts.actions import ActionRefused
 from kenshin.accounts.models import BreakGlass, BreakGlassStatus
-from kenshin.accounts.tests.test_admin import code_for, wrong_code
+from kenshin.accounts.testing import code_for, wrong_code
 from kenshin.audit.models import AuditEvent, ReviewTask
 from kenshin.core import audit, clock
 

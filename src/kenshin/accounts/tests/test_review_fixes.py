@@ -26,8 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kenshin.accounts import actions, breakglass, grants, mfa, passwords, services
 from kenshin.accounts.models import BreakGlass, BreakGlassStatus, Role, RoleAssignment
-from kenshin.accounts.testing import PASSWORD, current_code
-from kenshin.accounts.tests.test_admin import code_for, wrong_code
+from kenshin.accounts.testing import PASSWORD, code_for, current_code, wrong_code
 from kenshin.audit.models import ReviewTask
 
 pytestmark = pytest.mark.django_db
