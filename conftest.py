@@ -6,11 +6,44 @@ security spine must be exercised the same way everywhere.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
 
 pytest_plugins: list[str] = ["tests.plugins.leakguard", "kenshin.audit.testing"]
+
+# Test-only keys for the 番号連携サーバ vault (never used outside the test suite; production
+# keys come from the environment or a key file: docs/linkage.md). Two encryption keys so that
+# rotation can be tested; the index key is separate, as in production.
+TEST_LINKAGE_KEYS = {
+    "KENSHIN_LINKAGE_KEYS": "1:" + "MTEx" * 10 + "MTE=," + "2:" + "MjIy" * 10 + "MjI=",
+    "KENSHIN_LINKAGE_ACTIVE_KEY": "1",
+    "KENSHIN_LINKAGE_INDEX_KEY": "OTk5" * 10 + "OTk=",
+}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, value in TEST_LINKAGE_KEYS.items():
+        os.environ.setdefault(name, value)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every database test gets the linkage database too (settings.APP_DATABASES).
+
+    Why: resident imports and pages reach the 番号連携サーバ through its client, whose tables
+    live in their own database; pytest-django opens only "default" unless told. A test that
+    names its own databases keeps them.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        uses_db = marker is not None or {"db", "transactional_db"} & set(item.fixturenames)
+        if not uses_db or (marker is not None and "databases" in marker.kwargs):
+            continue
+        kwargs = dict(marker.kwargs) if marker is not None else {}
+        transaction = "transactional_db" in item.fixturenames or kwargs.get("transaction")
+        kwargs.update(databases=["default", "linkage"], transaction=bool(transaction))
+        item.add_marker(pytest.mark.django_db(*(marker.args if marker else ()), **kwargs))
 
 
 @pytest.fixture(autouse=True)

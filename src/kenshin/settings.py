@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "kenshin.accounts",
     "kenshin.audit",
     "kenshin.residents",
+    "kenshin.linkage",
     "kenshin.web",
     "kenshin.demo",
 ]
@@ -129,6 +130,49 @@ if _db_url:
     DATABASES = {"default": dj_database_url.parse(_db_url, conn_max_age=60)}
 else:
     DATABASES = {"default": _sqlite("kenshin")}
+
+
+def _linkage_database() -> dict:
+    """The 番号連携サーバ's own database (alias ``linkage``; MN-01).
+
+    KENSHIN_LINKAGE_DATABASE_URL names it in production, where it is a separate PostgreSQL
+    database reached with its own role (docs/linkage.md). Without it: a separate SQLite file
+    beside the main one, or — when the main database is PostgreSQL, as in CI — a sibling
+    database ``<main>_linkage`` on the same server. The deploy check warns when the linkage
+    database is reached with the main database's role.
+    """
+    url = os.environ.get("KENSHIN_LINKAGE_DATABASE_URL", "").strip()
+    if url:
+        return dj_database_url.parse(url, conn_max_age=60)
+    if _db_url:
+        cfg = dj_database_url.parse(_db_url, conn_max_age=60)
+        cfg["NAME"] = f"{cfg['NAME']}_linkage"
+        return cfg
+    return _sqlite("linkage")
+
+
+DATABASES["linkage"] = _linkage_database()
+# Which app's tables live in which database (core.dbrouter). Everything else is "default".
+APP_DATABASES = {"linkage": "linkage"}
+DATABASE_ROUTERS = ["kenshin.core.dbrouter.AppDatabaseRouter"]
+
+# 番号連携サーバ (docs/linkage.md). Keys never come from SECRET_KEY or the database: from the
+# environment (KENSHIN_LINKAGE_KEYS="1:<base64>,2:<base64>", KENSHIN_LINKAGE_ACTIVE_KEY,
+# KENSHIN_LINKAGE_INDEX_KEY) or from a key file readable only by its owner.
+LINKAGE_KEY_FILE = os.environ.get("KENSHIN_LINKAGE_KEY_FILE", "") or (
+    str(VAR_DIR / "keys" / "linkage-keys.json") if (DEBUG or DEMO_MODE) else ""
+)
+# Empty: the in-process adapter (the embedded default). Otherwise the base URL of a
+# `kenshin linkage serve` process, e.g. https://linkage.internal:8443/
+LINKAGE_URL = os.environ.get("KENSHIN_LINKAGE_URL", "").strip()
+# This system's credential towards the linkage server, from the environment or a file.
+LINKAGE_CREDENTIAL = os.environ.get("KENSHIN_LINKAGE_CREDENTIAL", "").strip()
+LINKAGE_CREDENTIAL_FILE = os.environ.get("KENSHIN_LINKAGE_CREDENTIAL_FILE", "") or (
+    str(VAR_DIR / "keys" / "linkage-credential") if (DEBUG or DEMO_MODE) else ""
+)
+LINKAGE_SYSTEM_CODE = "kenshin"
+# The 事務 this system performs (番号法 別表): 健康増進法による健康増進事業の実施に関する事務.
+LINKAGE_JIMU = "kenko_zoshin"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
