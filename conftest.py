@@ -72,3 +72,25 @@ def signed_in(db) -> Callable[..., object]:
     from kenshin.accounts import testing
 
     return testing.signed_in_client
+
+
+@pytest.fixture(autouse=True)
+def _linkage_credential(request, settings):
+    """Database tests may call the linkage server as this system ("kenshin", 健康増進事業).
+
+    Why autouse: residents imports and the staff pages reach the linkage server through
+    linkage.services.client(), which needs a credential; each test gets a fresh one in its
+    own (rolled-back) database. Tests without the linkage database skip this (no query).
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    databases = marker.kwargs.get("databases") or ()
+    if "linkage" not in databases and databases != "__all__":
+        return
+    transactional = "transactional_db" in request.fixturenames or marker.kwargs.get("transaction")
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from kenshin.linkage import testing
+
+    settings.LINKAGE_URL = ""
+    settings.LINKAGE_CREDENTIAL = testing.provision()

@@ -1,0 +1,108 @@
+"""What the rest of Kenshin calls to reach the 番号連携サーバ: one client, one setup step.
+
+Why a factory: a business app must not care whether the linkage server runs in this process
+(the embedded default) or as its own ``kenshin linkage serve`` process on another machine
+(settings.LINKAGE_URL). Both adapters implement contract.LinkageClient; this module picks one
+and hands it this system's credential and 事務 code (settings.LINKAGE_CREDENTIAL, or the file
+settings.LINKAGE_CREDENTIAL_FILE; settings.LINKAGE_JIMU).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+
+from kenshin.linkage import contract
+
+EMBEDDED_SYSTEM_NAME = "健康管理システム"
+
+
+class NotConfigured(contract.Refused):
+    """No credential towards the linkage server is configured (Japanese message)."""
+
+
+def credential() -> str:
+    """This system's linkage credential: the setting, else the credential file, else ""."""
+    token = (getattr(settings, "LINKAGE_CREDENTIAL", "") or "").strip()
+    if token:
+        return token
+    name = getattr(settings, "LINKAGE_CREDENTIAL_FILE", "") or ""
+    if name:
+        try:
+            return Path(name).read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+    return ""
+
+
+def client() -> contract.LinkageClient:
+    """The linkage client for this system (HTTP if settings.LINKAGE_URL, else in-process)."""
+    token = credential()
+    if not token:
+        raise NotConfigured(
+            "番号連携サーバの認証情報が設定されていません"
+            "（KENSHIN_LINKAGE_CREDENTIAL または KENSHIN_LINKAGE_CREDENTIAL_FILE）"
+        )
+    jimu = settings.LINKAGE_JIMU
+    url = (getattr(settings, "LINKAGE_URL", "") or "").strip()
+    if url:
+        from kenshin.linkage.http_client import HttpClient
+
+        return HttpClient(url, token, jimu)
+    from kenshin.linkage.clients import InProcessClient
+
+    return InProcessClient(token, jimu)
+
+
+def ensure_embedded_setup(*, actor: str) -> None:
+    """Embedded mode (demo, a single server): make sure this system may call the in-process
+    linkage server — the system "kenshin" with its 事務, and a credential in
+    settings.LINKAGE_CREDENTIAL_FILE (0600). Does nothing that is already in place; refuses to
+    act when settings.LINKAGE_URL points at a separate server (its operator issues credentials).
+    """
+    from kenshin.linkage import actions, gateway
+    from kenshin.linkage.models import BusinessSystem, SystemCredential
+
+    if (getattr(settings, "LINKAGE_URL", "") or "").strip():
+        raise contract.Conflict(
+            "番号連携サーバが別のサーバにあるため、認証情報はその管理者が発行してください"
+        )
+    code, jimu = settings.LINKAGE_SYSTEM_CODE, settings.LINKAGE_JIMU
+    system = BusinessSystem.objects.using(gateway.DB).filter(code=code).first()
+    if system is None or jimu not in system.jimu_codes or not system.active:
+        codes = sorted({*(system.jimu_codes if system else []), jimu})
+        actions.register_system(code, EMBEDDED_SYSTEM_NAME, codes, actor=actor)
+    token = credential()
+    parsed = gateway.parse_token(token) if token else None
+    if parsed is not None:
+        prefix, secret = parsed
+        cred = (
+            SystemCredential.objects.using(gateway.DB)
+            .filter(prefix=prefix, system__code=code, revoked_at=None)
+            .values_list("secret_hash", "expires_at")
+            .first()
+        )
+        if cred is not None and cred[0] == gateway.secret_hash(secret) and cred[1] is None:
+            return
+    name = getattr(settings, "LINKAGE_CREDENTIAL_FILE", "") or ""
+    if not name:
+        raise NotConfigured(
+            "認証情報を保存するファイル（KENSHIN_LINKAGE_CREDENTIAL_FILE）が設定されていません"
+        )
+    token = actions.issue_credential(code, actor=actor)
+    _write_private(Path(name), token)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret file readable only by its owner (created 0600, replaced atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (text + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
