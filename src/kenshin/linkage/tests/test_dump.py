@@ -1,0 +1,94 @@
+"""A dump of the linkage database holds no plaintext 個人番号 (MN-04; issue 4 acceptance).
+
+Whoever copies the database — the SQLite file, a ``pg_dump``, a backup — gets ciphertext and
+a keyed index only. Transactional tests, so the rows are committed where the file image and
+pg_dump can see them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.db import connections
+
+from kenshin.linkage import crypto
+from kenshin.linkage.tests.vault_rows import store, synthetic_numbers
+
+pytestmark = pytest.mark.django_db(databases=["default", "linkage"], transaction=True)
+
+
+def spellings(number: str) -> list[bytes]:
+    """The ways a stored plaintext number would show up in raw bytes."""
+    return [
+        number.encode("ascii"),
+        number.encode("utf-16-le"),
+        number.encode("ascii").hex().encode("ascii"),  # bytea as pg_dump writes it
+        "-".join([number[:4], number[4:8], number[8:]]).encode("ascii"),
+        " ".join([number[:4], number[4:8], number[8:]]).encode("ascii"),
+    ]
+
+
+def assert_no_number(image: bytes, numbers: list[str], what: str) -> None:
+    found = sum(1 for n in numbers for s in spellings(n) if s in image)
+    assert found == 0, f"{what}: {found} plaintext 個人番号 spellings found"
+
+
+@pytest.fixture
+def stored() -> list[str]:
+    crypto.reset_keyring()
+    numbers = synthetic_numbers(200, seed=31)
+    store(numbers)
+    return numbers
+
+
+def sqlite_image(alias: str) -> bytes:
+    conn = connections[alias]
+    conn.ensure_connection()
+    image = conn.connection.serialize()
+    name = str(conn.settings_dict["NAME"])
+    if "mode=memory" not in name and name != ":memory:":
+        for suffix in ("", "-wal", "-journal"):
+            path = Path(name + suffix)
+            if path.exists():
+                image += path.read_bytes()
+    return image
+
+
+def test_sqlite_file_bytes_hold_no_plaintext_number(stored):
+    if connections["linkage"].vendor != "sqlite":
+        pytest.skip("SQLite の検査（PostgreSQL では pg_dump を検査します）")
+    image = sqlite_image("linkage")
+    assert f"{200:015d}".encode() in image  # the scan sees row data (person 200's number)
+    assert_no_number(image, stored, "linkage database image")
+    assert_no_number(sqlite_image("default"), stored, "main database image")
+
+
+def pg_dump(alias: str) -> bytes:
+    s = connections[alias].settings_dict
+    binary = shutil.which("pg_dump")
+    assert binary, "pg_dump がありません（Debian: apt-get install postgresql-client）"
+    env = dict(os.environ)
+    if s.get("PASSWORD"):
+        env["PGPASSWORD"] = s["PASSWORD"]
+    args = [binary, "--no-owner", "--dbname", s["NAME"]]
+    if s.get("HOST"):
+        args += ["--host", s["HOST"]]
+    if s.get("PORT"):
+        args += ["--port", str(s["PORT"])]
+    if s.get("USER"):
+        args += ["--username", s["USER"]]
+    return subprocess.run(args, env=env, check=True, capture_output=True, timeout=120).stdout
+
+
+def test_pg_dump_holds_no_plaintext_number(stored):
+    if connections["linkage"].vendor != "postgresql":
+        pytest.skip("PostgreSQL の検査（SQLite ではファイルの内容を検査します）")
+    dump = pg_dump("linkage")
+    assert b"COPY public.linkage_mynumber" in dump
+    assert f"{200:015d}".encode() in dump  # the scan sees row data (person 200's number)
+    assert_no_number(dump, stored, "pg_dump of the linkage database")
+    assert_no_number(pg_dump("default"), stored, "pg_dump of the main database")
