@@ -38,6 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
 from kenshin.core import clock
+from kenshin.core import mynumber as core_mynumber
 from kenshin.linkage import crypto, gateway, mynumber, rules
 from kenshin.linkage.contract import (
     AtenaIn,
@@ -124,7 +125,7 @@ def _validate(atenas: Sequence[AtenaIn], ring: crypto.Keyring) -> list[_Row]:
                 number = mynumber.normalize(atena.my_number)
             except mynumber.InvalidMyNumber as e:
                 raise InvalidInput(f"{position}件目: {e}") from None
-            if not mynumber.is_valid(number):
+            if not core_mynumber.is_valid(number):
                 raise InvalidInput(f"{position}件目: 個人番号の検査用数字が正しくありません")
             blind = ring.blind_index(number)
         rows.append(_Row(position, atena, atena_no, key, number, blind))

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from django.db import connections
 
+from kenshin.core import mynumber as core_mynumber
 from kenshin.linkage import actions, crypto, gateway, mynumber, rules
 from kenshin.linkage.contract import (
     AtenaIn,
@@ -134,7 +135,7 @@ class InProcessClient:
             digits = mynumber.normalize(my_number)
         except mynumber.InvalidMyNumber as e:
             raise InvalidInput(str(e)) from None
-        if not mynumber.is_valid(digits):
+        if not core_mynumber.is_valid(digits):
             raise InvalidInput("個人番号の検査用数字が正しくありません")
         row = _one(SQL_BY_NUMBER, (crypto.keyring().blind_index(digits),))
         if row is not None and row[2] is not None:

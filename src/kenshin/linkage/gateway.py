@@ -40,7 +40,8 @@ from kenshin.linkage.models import LinkageEvent, SystemCredential
 
 DB = "linkage"
 CACHE_SECONDS = 5.0
-TOKEN_PREFIX = "kl"  # noqa: S105  # nosec B105 - the literal prefix, not a secret
+# The literal first part of every token (not a secret).
+TOKEN_PREFIX = "kl"  # noqa: S105  # nosec B105
 _TOKEN = re.compile(r"kl_([0-9a-f]{8,16})_([A-Za-z0-9_\-]{16,128})")
 _ACTOR_MAX = LinkageEvent._meta.get_field("actor").max_length or 150
 

@@ -245,7 +245,6 @@ def test_bad_credentials_are_refused_and_logged(linkage):
     token = linkage.issue("kenshin")
     prefix, secret = token.split("_")[1], token.split("_", 2)[2]
     cases = [
-        ("", "no_credential"),
         ("not-a-token", "malformed_credential"),
         (f"kl_{'0' * 12}_{secret}", "unknown_credential"),
         (f"kl_{prefix}_{'A' * len(secret)}", "bad_secret"),
@@ -254,6 +253,13 @@ def test_bad_credentials_are_refused_and_logged(linkage):
         event = _expect_refused(linkage, linkage.client_for(bad, JIMU), reason)
         assert secret not in json.dumps(event, default=str)
         assert event["operation"] == "find_by_my_number"
+
+
+def test_missing_credential_is_refused_and_logged(linkage):
+    """An adapter given no credential still calls (HttpClient: without Authorization), and
+    the server refuses and logs it."""
+    event = _expect_refused(linkage, linkage.client_for("", JIMU), "no_credential")
+    assert event["system_code"] == ""
 
 
 def test_revoked_credential_is_refused(linkage):
