@@ -3,6 +3,11 @@
 Why these sets: separation of duties as the assessment describes it — the system administrator
 manages accounts but reads no resident data; the 課長 reviews access; clinic users see only their
 own institution. Later features add their functions to these roles in their own migrations.
+
+個人番号 (linkage.*): 保健師 and 事務 may see the masked number (番号利用事務); only the 課長
+may reveal it in full (with a reason and a fresh code) and merge 統合宛名番号. A merge needs a
+second person to approve, so an installation gives linkage.merge to at least two people
+(another 課長, or a custom role) — the engine refuses an approval by the requester.
 """
 
 from __future__ import annotations
@@ -34,19 +39,32 @@ STANDARD_ROLES: list[dict] = [
             "audit.export",
             "audit.access_review",
             "accounts.view_institution",
+            "linkage.view_mynumber",
+            "linkage.reveal_mynumber",
+            "linkage.merge",
         ],
     },
     {
         "code": "hokenshi",
         "name": "保健師",
         "description": "対象者の確認、結果の登録、精密検査の追跡。",
-        "functions": ["residents.search", "residents.view", "accounts.view_institution"],
+        "functions": [
+            "residents.search",
+            "residents.view",
+            "accounts.view_institution",
+            "linkage.view_mynumber",
+        ],
     },
     {
         "code": "jimu",
         "name": "事務",
         "description": "受診券の発行、結果の登録、委託料の支払。",
-        "functions": ["residents.search", "residents.view", "accounts.view_institution"],
+        "functions": [
+            "residents.search",
+            "residents.view",
+            "accounts.view_institution",
+            "linkage.view_mynumber",
+        ],
     },
     {
         "code": "etsuran",

@@ -32,13 +32,18 @@ from typing import TypeVar
 from faker import Faker
 
 from kenshin.core.fiscal import fiscal_year_of
+from kenshin.core.mynumber import check_digit
 from kenshin.demo import tables as T
-from kenshin.residents.services import CATEGORY_FEED_HEADER, RESIDENT_FEED_HEADER
+from kenshin.residents.services import (
+    CATEGORY_FEED_HEADER,
+    RESIDENT_FEED_HEADER_WITH_MY_NUMBER,
+)
 
 __all__ = ["FEED_HEADER", "FISCAL_HEADER", "generate_city"]
 
-# The feed format is the residents app's; the demo writes exactly what a city would send.
-FEED_HEADER = RESIDENT_FEED_HEADER
+# The feed format is the residents app's; the demo writes exactly what a city would send,
+# including the optional 個人番号 column (synthetic numbers, see _my_number).
+FEED_HEADER = RESIDENT_FEED_HEADER_WITH_MY_NUMBER
 FISCAL_HEADER = CATEGORY_FEED_HEADER
 
 DEFAULT_END = date(2026, 10, 31)
@@ -57,6 +62,13 @@ NON_RESIDENT_SHARE = 0.005  # 住登外 persons in the full load, on top of `res
 VARIANT_SHARE = 0.01  # rows written with half-width kana or a half-width space
 CLEAN_HEAD_ROWS = 100  # the first rows of the full load never carry such variants
 CP932_EVERY = 5  # every 5th 異動 file is CP932
+MY_NUMBER_SHARE = 95  # percent of persons whose rows carry a 個人番号 (the rest: blank)
+# 個人番号 of the demo: an affine bijection of the 宛名番号 onto 11 digits (odd multiplier, not a
+# multiple of 5: invertible modulo 10**11, so no two persons share a number) plus the check
+# digit. Synthetic, and derived without drawing from the city's RNG, so adding the column left
+# every other value of a seed's city as it was.
+_MN_MUL = 7_919_993
+_MN_ADD = 31_415_926_535
 SIBLING_GAP = 300  # days between the births of siblings (twins aside, which we do not make)
 
 SP = "\u3000"
@@ -87,6 +99,19 @@ REL_RANK = {
 }
 
 # --- small helpers ---------------------------------------------------------------------------
+
+
+def _my_number(atena_no: str, seed: int) -> str:
+    """A person's synthetic 個人番号 (valid check digit), or "" for about 1 in 20 persons.
+
+    The same person always gets the same number (full load, 異動, 再転入); two persons never
+    share one. Whether a person has one is decided by a hash of the 宛名番号 and the seed.
+    """
+    n = int(atena_no)
+    if (n * 2_654_435_761 + seed * 40_503) % 100 >= MY_NUMBER_SHARE:
+        return ""
+    first = f"{(n * _MN_MUL + _MN_ADD + seed) % 10**11:011d}"
+    return first + str(check_digit(first))
 
 
 def _key(d: date) -> int:
@@ -272,6 +297,7 @@ class _City:
     ) -> None:
         # A plain PRNG on purpose: reproducible synthetic data, nothing secret.
         self.rng = random.Random(seed)  # noqa: S311  # nosec B311
+        self.seed = seed
         self.base = base
         self.end = end
         self.end_ord = end.toordinal()
@@ -808,6 +834,7 @@ class _City:
             p.rel,
             head.sei + SP + head.mei,
             str(p.status),
+            _my_number(p.id, self.seed),
         ]
 
     def _emit(self, code: str, d: int, t: int, p: _Person) -> None:

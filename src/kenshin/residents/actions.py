@@ -4,11 +4,17 @@ One import is one transaction: every row is validated, and if any row is wrong n
 written (all errors are reported, up to MAX_ERRORS). A file whose content hash was imported
 before changes nothing. 異動 are applied in (異動日, 届出日, 行) order onto each person's
 timeline of versions (see models.ResidentVersion).
+
+Every imported resident is registered with the 番号連携サーバ, batch by batch before the
+commit, and gets a ResidentLink (its 団体内統合宛名番号) in the same transaction (linking.py).
+A resident file may carry 個人番号 in an optional last column: each is validated and handed
+straight to the linkage server with its 宛名, and never stored, logged or echoed here.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -25,9 +31,17 @@ from kenshin.core import audit, clock
 from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field
 from kenshin.core.progress import ProgressLine
 from kenshin.core.text import normalize_digits
+from kenshin.linkage.contract import AtenaIn, LinkageError
 from kenshin.residents import rules
 from kenshin.residents.feed import FileFacts, RowStream, feed_kind_of, inspect_file
-from kenshin.residents.models import FeedImport, FeedKind, FiscalCategory, ResidentVersion
+from kenshin.residents.linking import LINK_FIELDS, Linker, atena_in, link_lines, linked_atena_nos
+from kenshin.residents.models import (
+    FeedImport,
+    FeedKind,
+    FiscalCategory,
+    ResidentLink,
+    ResidentVersion,
+)
 from kenshin.residents.rules import ATENA, ATTRS, KIND, RECEIPT, VALID_FROM, FeedError
 
 MAX_ERRORS = 1000
@@ -69,6 +83,7 @@ class ImportReport:
     already_imported: bool = False
     empty: bool = False
     counts_after: dict[str, int] | None = None  # known without a query (first full load)
+    linked: int = 0  # 宛名 registered with the 番号連携サーバ
     errors: list[FeedError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -141,12 +156,11 @@ def import_feed_file(
     with RowStream(facts) as stream:
         header = stream.header()
         kind = feed_kind_of(header)
-        expected, label = (
-            (rules.CATEGORY_HEADER, "年度別区分ファイル")
-            if kind == "categories"
-            else (rules.RESIDENT_HEADER, "住民記録ファイル")
-        )
-        err = rules.header_error(header, expected, label)
+        with_my_number = False
+        if kind == "categories":
+            err = rules.header_error(header, rules.CATEGORY_HEADER, "年度別区分ファイル")
+        else:
+            err, with_my_number = rules.resident_header_error(header)
         if err is not None:
             report.errors.append(err)
             return report
@@ -167,7 +181,9 @@ def import_feed_file(
                 if kind == "categories":
                     _import_categories(stream, feed, report, progress)
                 else:
-                    _import_residents(stream, facts, feed, report, progress)
+                    linker = Linker(mc, actor)
+                    _import_residents(stream, facts, feed, report, progress, linker, with_my_number)
+                    report.linked = linker.registered
                 if report.errors:
                     raise _Rollback
                 report.kind = feed.kind
@@ -205,6 +221,15 @@ def import_feed_file(
                 )
         except _Rollback:
             pass
+        except LinkageError as exc:
+            # The contract's messages are Japanese and never carry a 個人番号.
+            report.errors.append(
+                FeedError(
+                    0,
+                    "",
+                    f"番号連携サーバに登録できませんでした（{exc}）。何も登録していません",
+                )
+            )
         except UnicodeDecodeError:
             report.errors.append(
                 FeedError(
@@ -297,12 +322,36 @@ def _check_cap(report: ImportReport) -> None:
 # Resident files
 
 
+def _parse_row(
+    cells: list[str], row: int, today_iso: str, errors: list[FeedError], with_my_number: bool
+) -> tuple[tuple, str] | None:
+    """One resident row → (the parser's tuple, the 個人番号 or "") or None after errors.
+
+    With the 個人番号 column, the register cells and the number are both checked, so a row
+    reports every problem at once.
+    """
+    if not with_my_number:
+        rec = rules.parse_resident_row(cells, row, today_iso, errors)
+        return None if rec is None else (rec, "")
+    split = rules.split_my_number(cells, row, errors)
+    if split is None:
+        return None
+    cells, cell = split
+    rec = rules.parse_resident_row(cells, row, today_iso, errors)
+    my_number = rules.parse_my_number(cell, row, errors)
+    if rec is None or my_number is None:
+        return None
+    return rec, my_number
+
+
 def _import_residents(
     stream: RowStream,
     facts: FileFacts,
     feed: FeedImport,
     report: ImportReport,
     progress: ProgressLine,
+    linker: Linker,
+    with_my_number: bool,
 ) -> None:
     today_iso = clock.today().isoformat()
     rows = iter(stream)
@@ -316,13 +365,21 @@ def _import_residents(
 
     all_rows = chain([first], rows)  # the first row was read to tell full from diff
     if is_full:
-        _import_full(stream, all_rows, facts, feed, report, progress, today_iso)
+        _import_full(stream, all_rows, facts, feed, report, progress, today_iso, linker,
+                     with_my_number)  # fmt: skip
     else:
-        _import_diff(stream, all_rows, feed, report, progress, today_iso)
+        _import_diff(stream, all_rows, feed, report, progress, today_iso, linker, with_my_number)
 
 
-def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None:
-    """A full load: straight append into an empty register, else a diff against it."""
+def _import_full(
+    stream, rows, facts, feed, report, progress, today_iso, linker, with_my_number
+) -> None:
+    """A full load: straight append into an empty register, else a diff against it.
+
+    Each batch is registered with the 番号連携サーバ as it is written. On PostgreSQL's first
+    load the register's COPY stream holds the connection, so the links are kept as COPY lines
+    (about 60 bytes a resident) and streamed in after it.
+    """
     mc = feed.municipality_code
     empty = not ResidentVersion.objects.filter(municipality_code=mc).exists()
     rebuild = empty and facts.size > REBUILD_INDEXES_ABOVE_BYTES
@@ -332,21 +389,40 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
     statuses: list[str] = []
     # PostgreSQL, empty register: one COPY stream fed with text lines (see core.bulk).
     as_copy_lines = empty and connection.vendor == "postgresql"
+    links = io.StringIO()
     with ExitStack() as stack:
         if as_copy_lines:
             write = stack.enter_context(copy_stream(ResidentVersion, VERSION_FIELDS))
 
-            def flush(batch: list, report: ImportReport) -> None:
+            def flush(batch: list, atenas: list[AtenaIn], report: ImportReport) -> None:
+                links.write(link_lines(mc, linker.register(atenas)))
                 write("".join(batch))
                 report.inserted += len(batch)
 
+        elif empty:
+
+            def flush(batch: list, atenas: list[AtenaIn], report: ImportReport) -> None:
+                linker.link(atenas, fresh=True)
+                _append_versions(batch, report)
+
         else:
-            flush = _append_versions if empty else _merge_full_batch
+
+            def flush(batch: list, atenas: list[AtenaIn], report: ImportReport) -> None:
+                touched = _merge_full_batch(batch, report)
+                if not report.errors:
+                    linker.link(_needing_registration(mc, atenas, touched))
+
         _validate_full_rows(
-            stream, rows, feed, report, progress, today_iso, seen, statuses, flush, as_copy_lines
-        )
+            stream, rows, feed, report, progress, today_iso, seen, statuses, flush,
+            as_copy_lines, with_my_number,
+        )  # fmt: skip
     if report.errors:
         return
+    if links.tell():
+        links.seek(0)
+        with copy_stream(ResidentLink, LINK_FIELDS) as write_links:
+            while chunk := links.read(1 << 20):
+                write_links(chunk)
     if rebuild:
         _create_search_indexes()
     if empty:
@@ -361,9 +437,20 @@ def _import_full(stream, rows, facts, feed, report, progress, today_iso) -> None
         )
 
 
+def _needing_registration(mc: str, atenas: list[AtenaIn], touched: set[str]) -> list[AtenaIn]:
+    """The rows of a re-sync batch the linkage server must hear about: new or changed 宛名,
+    rows carrying a 個人番号, and residents without a link yet. An unchanged, linked 宛名
+    without a 個人番号 would only be registered again to the same 統合宛名番号."""
+    need = [a for a in atenas if a.atena_no in touched or a.my_number]
+    rest = [a.atena_no for a in atenas if not (a.atena_no in touched or a.my_number)]
+    linked = linked_atena_nos(mc, rest) if rest else set()
+    return need + [a for a in atenas if a.atena_no in set(rest) - linked]
+
+
 def _validate_full_rows(
-    stream, rows, feed, report, progress, today_iso, seen, statuses, flush, as_copy_lines
-) -> None:
+    stream, rows, feed, report, progress, today_iso, seen, statuses, flush, as_copy_lines,
+    with_my_number,
+) -> None:  # fmt: skip
     """Validate every row of a full load and hand valid rows to `flush` in batches.
 
     After the first error nothing more is handed over, but validation goes on so that the
@@ -374,9 +461,16 @@ def _validate_full_rows(
     errors = report.errors
     parse = rules.parse_resident_row
     batch: list = []
+    atenas: list[AtenaIn] = []
+    my_number = ""
     for cells in rows:
         row = stream.row
-        rec = parse(cells, row, today_iso, errors)
+        if with_my_number:
+            parsed = _parse_row(cells, row, today_iso, errors, True)
+            rec = None if parsed is None else parsed[0]
+            my_number = "" if parsed is None else parsed[1]
+        else:
+            rec = parse(cells, row, today_iso, errors)
         if rec is None:
             _check_cap(report)
             continue
@@ -406,12 +500,13 @@ def _validate_full_rows(
             batch.append(_copy_line(mc, rec, feed_id, row))
         else:
             batch.append((mc, atena, rec[1], None, rec[0], rec[2], *rec[4:], feed_id, row))
+        atenas.append(atena_in(rec, my_number))
         if len(batch) >= BATCH:
-            flush(batch, report)
-            batch = []
+            flush(batch, atenas, report)
+            batch, atenas = [], []
             progress.update(stream.bytes_read, report.rows)
     if batch and not errors:
-        flush(batch, report)
+        flush(batch, atenas, report)
 
 
 def _append_versions(batch: list[tuple], report: ImportReport) -> None:
@@ -448,8 +543,11 @@ def _current_versions(mc: str, atenas: list[str]) -> dict[str, tuple]:
     return found
 
 
-def _merge_full_batch(batch: list[tuple], report: ImportReport) -> None:
-    """Compare a batch of full-load rows with the register; write only real differences."""
+def _merge_full_batch(batch: list[tuple], report: ImportReport) -> set[str]:
+    """Compare a batch of full-load rows with the register; write only real differences.
+
+    Returns the 宛名番号 of the rows written (new or changed).
+    """
     mc = batch[0][0]
     current = _current_versions(mc, [r[1] for r in batch])
     new_rows: list[tuple] = []
@@ -476,9 +574,10 @@ def _merge_full_batch(batch: list[tuple], report: ImportReport) -> None:
             new_rows.append(r)
             report.changed += 1
     if report.errors:
-        return
+        return set()
     _close_versions(closes)
     bulk_insert(ResidentVersion, VERSION_FIELDS, new_rows)
+    return {r[1] for r in new_rows}
 
 
 def _close_versions(closes: list[tuple[int, str]]) -> None:
@@ -527,16 +626,24 @@ def _load_timelines(mc: str, atenas: list[str]) -> dict[str, list[_Version]]:
     return timelines
 
 
-def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:
-    """A differential file: validate all rows, then apply them in effective-date order."""
+def _import_diff(stream, rows, feed, report, progress, today_iso, linker, with_my_number) -> None:
+    """A differential file: validate all rows, then apply them in effective-date order.
+
+    Then every person the file changed (and every person given a 個人番号) is registered with
+    the 番号連携サーバ with their latest five items, in one batch.
+    """
     mc = feed.municipality_code
     parsed: list[tuple[int, tuple]] = []
+    my_numbers: dict[str, str] = {}
     for cells in rows:
         row = stream.row
-        rec = rules.parse_resident_row(cells, row, today_iso, report.errors)
-        if rec is None:
+        result = _parse_row(cells, row, today_iso, report.errors, with_my_number)
+        if result is None:
             _check_cap(report)
             continue
+        rec, my_number = result
+        if my_number:
+            my_numbers[rec[ATENA]] = my_number
         if rec[KIND] == "full_load":
             _add_error(
                 report, FeedError(row, "異動区分", "異動ファイルに全件（00）の行は書けません")
@@ -604,9 +711,27 @@ def _import_diff(stream, rows, feed, report, progress, today_iso) -> None:
                 new_rows.append(tuple(row))
             elif v.dirty:
                 closes.append((v.pk, v.valid_to))
+    to_register = {row[1] for row in new_rows} | set(my_numbers)
+    linker.link(
+        [_atena_of_version(a, timelines[a][-1], my_numbers.get(a, "")) for a in sorted(to_register)]
+    )
     _close_versions(closes)
     if new_rows:
         bulk_insert(ResidentVersion, VERSION_FIELDS, new_rows)
+
+
+def _atena_of_version(atena_no: str, v: _Version, my_number: str) -> AtenaIn:
+    """A person's latest version as the 宛名 the linkage server keeps (see linking.atena_in)."""
+    name, kana, _kana_key, _name_key, sex, birth, _postal, address = v.attrs[:8]
+    return AtenaIn(
+        atena_no=atena_no,
+        name=name,
+        name_kana=kana,
+        birth_date=date.fromisoformat(birth),
+        sex=sex,
+        address=address,
+        my_number=my_number or None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kenshin.residents.rules import CATEGORY_HEADER, RESIDENT_HEADER
+from kenshin.residents.rules import (
+    CATEGORY_HEADER,
+    RESIDENT_HEADER,
+    RESIDENT_HEADER_WITH_MY_NUMBER,
+)
 
 CHUNK = 1 << 20
 
@@ -134,7 +138,10 @@ class RowStream:
 
 
 def feed_kind_of(header: list[str]) -> str | None:
-    """'resident' or 'categories' from the header line (the closer match), or None if empty."""
+    """'resident' or 'categories' from the header line (the closer match), or None if empty.
+
+    A resident file may end with the optional 個人番号 column (rules.MY_NUMBER_COLUMN).
+    """
     cleaned = [c.strip() for c in header]
     if not cleaned:
         return None
@@ -144,4 +151,5 @@ def feed_kind_of(header: list[str]) -> str | None:
             len(cleaned) - len(expected)
         )
 
-    return "categories" if score(CATEGORY_HEADER) > score(RESIDENT_HEADER) else "resident"
+    resident = max(score(RESIDENT_HEADER), score(RESIDENT_HEADER_WITH_MY_NUMBER))
+    return "categories" if score(CATEGORY_HEADER) > resident else "resident"

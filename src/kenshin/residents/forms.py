@@ -1,9 +1,11 @@
-"""Staff forms of the register: search (with its purpose), the purpose of a view, flags."""
+"""Staff forms of the register: search (with its purpose), the purpose of a view, flags, the
+個人番号 reveal."""
 
 from __future__ import annotations
 
 from django import forms
 
+from kenshin.accounts.stepup import StepUpField
 from kenshin.core.purposes import Purpose
 from kenshin.residents.models import FlagKind
 
@@ -65,3 +67,10 @@ class FlagForm(forms.Form):
         max_length=200,
         help_text="根拠となる文書番号など。氏名や事情は書かないでください。",
     )
+
+
+class RevealForm(forms.Form):
+    """Reveal a resident's 個人番号 in full: a purpose and a fresh code (ACL-03, ACL-05)."""
+
+    purpose = purpose_field()
+    code = StepUpField()

@@ -249,3 +249,30 @@ class ResidentFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.atena_no}"
+
+
+class ResidentLink(models.Model):
+    """A resident's 団体内統合宛名番号, as the 番号連携サーバ issued it — never the 個人番号.
+
+    Written in the same transaction as the import that registered the resident (set-based,
+    per batch), so a resident in the register has a link unless the import predates linkage
+    (`kenshin residents link` fills those in). The link is a copy for display and joins; the
+    linkage server is the authority (after a merge the views refresh it from there).
+    """
+
+    municipality_code = _code("団体コード", 6)
+    atena_no = _code("宛名番号", 15)
+    unified_atena_no = _code("団体内統合宛名番号", 15)
+    linked_at = models.DateTimeField("連携日時")
+
+    class Meta:
+        verbose_name = "統合宛名番号の連携"
+        verbose_name_plural = "統合宛名番号の連携"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["municipality_code", "atena_no"], name="residents_link_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"宛名番号 {self.atena_no} → 統合宛名番号 {self.unified_atena_no}"

@@ -21,6 +21,7 @@ from kenshin.core.text import (
     normalize_name,
 )
 from kenshin.core.wareki import parse_date
+from kenshin.linkage.mynumber import InvalidMyNumber, is_valid, normalize
 
 RESIDENT_HEADER = (
     "異動区分",
@@ -40,6 +41,10 @@ RESIDENT_HEADER = (
     "世帯主氏名",
     "住民状態",
 )
+# An optional last column: the 個人番号, when the 住基 sends it. It goes straight to the
+# 番号連携サーバ and is never stored, logged or echoed by this app (DESIGN.md, Identifiers).
+MY_NUMBER_COLUMN = "個人番号"
+RESIDENT_HEADER_WITH_MY_NUMBER = (*RESIDENT_HEADER, MY_NUMBER_COLUMN)
 CATEGORY_HEADER = ("年度", "宛名番号", "保険区分", "課税区分")
 
 # 異動区分 code → ChangeKind value (models.ChangeKind); kept as plain strings so this module
@@ -116,6 +121,63 @@ def header_error(found: list[str], expected: tuple[str, ...], label: str) -> Fee
                 f"見出し行が{label}の仕様と違います（{i}列目は「{want}」が必要ですが「{got}」です）",
             )
     return None  # pragma: no cover - unreachable
+
+
+def resident_header_error(found: list[str]) -> tuple[FeedError | None, bool]:
+    """Check a resident file's header → (error or None, whether it carries 個人番号).
+
+    The 個人番号 column is optional and, when present, the last (17th) one.
+    """
+    with_my_number = len(found) == len(RESIDENT_HEADER_WITH_MY_NUMBER)
+    expected = RESIDENT_HEADER_WITH_MY_NUMBER if with_my_number else RESIDENT_HEADER
+    err = header_error(found, expected, "住民記録ファイル")
+    if err is not None and len(found) != len(expected):
+        err = FeedError(
+            1,
+            "",
+            f"見出し行が住民記録ファイルの仕様と違います（{len(RESIDENT_HEADER)}列、"
+            f"個人番号の列を付ける場合は{len(RESIDENT_HEADER_WITH_MY_NUMBER)}列必要ですが"
+            f"{len(found)}列あります）",
+        )
+    return err, with_my_number
+
+
+def split_my_number(
+    cells: list[str], row: int, errors: list[FeedError]
+) -> tuple[list[str], str] | None:
+    """A row of a file with the 個人番号 column → (the 16 register cells, the 個人番号 cell)."""
+    if len(cells) != len(RESIDENT_HEADER_WITH_MY_NUMBER):
+        errors.append(
+            FeedError(
+                row,
+                "",
+                f"列の数が違います（{len(RESIDENT_HEADER_WITH_MY_NUMBER)}列必要ですが"
+                f"{len(cells)}列あります）。区切り文字のずれや列の抜けがないか確認してください",
+            )
+        )
+        return None
+    return cells[:-1], cells[-1]
+
+
+def parse_my_number(value: str, row: int, errors: list[FeedError]) -> str | None:
+    """The 個人番号 cell → "" (blank: none sent), the 12 digits, or None after an error.
+
+    The message names the row and the column, never the value: an error list is printed,
+    mailed and attached to tickets, and a 個人番号 must not travel with it.
+    """
+    if not value or not value.strip():
+        return ""
+    try:
+        number = normalize(value)
+    except InvalidMyNumber:
+        errors.append(FeedError(row, MY_NUMBER_COLUMN, "12桁の数字ではありません"))
+        return None
+    if not is_valid(number):
+        errors.append(
+            FeedError(row, MY_NUMBER_COLUMN, "検査用数字（12桁目）が合いません。番号の誤りです")
+        )
+        return None
+    return number
 
 
 def _iso_date(value: str) -> str:

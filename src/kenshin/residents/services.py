@@ -20,8 +20,10 @@ from django.db.models import Q
 from kenshin.core import audit, clock
 from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
+from kenshin.linkage import services as linkage
 from kenshin.residents import rules
 from kenshin.residents.actions import ImportReport, import_feed_file
+from kenshin.residents.linking import LinkReport, link_unlinked, write_links
 from kenshin.residents.models import (
     ChangeKind,
     FeedImport,
@@ -30,6 +32,7 @@ from kenshin.residents.models import (
     FlagKind,
     InsuranceCategory,
     ResidentFlag,
+    ResidentLink,
     ResidentStatus,
     ResidentVersion,
     Sex,
@@ -38,6 +41,8 @@ from kenshin.residents.models import (
 
 # The feed format's header lines, for whoever writes feed files (the demo city, tests).
 RESIDENT_FEED_HEADER: tuple[str, ...] = rules.RESIDENT_HEADER
+# … with the optional last column 個人番号 (handed to the 番号連携サーバ, never stored here).
+RESIDENT_FEED_HEADER_WITH_MY_NUMBER: tuple[str, ...] = rules.RESIDENT_HEADER_WITH_MY_NUMBER
 CATEGORY_FEED_HEADER: tuple[str, ...] = rules.CATEGORY_HEADER
 
 SEARCH_LIMIT = 50
@@ -127,7 +132,11 @@ def import_feed_files(
 
 
 def write_errors_csv(reports: list[ImportReport], path: Path) -> int:
-    """Write every error as CSV (UTF-8 with BOM so that Excel opens it cleanly)."""
+    """Write every error as CSV (UTF-8 with BOM so that Excel opens it cleanly).
+
+    Only row, column and message: never a copy of the row, so a 個人番号 (or any other cell)
+    of the feed cannot travel with the error list. The 個人番号 messages do not quote it.
+    """
     count = 0
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
@@ -386,3 +395,71 @@ def households_of(atena_nos: Iterable[str]) -> dict[str, set[str]]:
     ):
         members.setdefault(h, set()).add(a)
     return {a: members.get(h, {a}) | {a} for a, h in own.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# 団体内統合宛名番号 and 個人番号 (through the 番号連携サーバ's client; nothing stored here but
+# the link)
+
+
+def link_residents(
+    *, actor: str, batch_size: int = 5_000, stop_after: int | None = None, stdout: TextIO | None
+) -> LinkReport:
+    """Register every current resident without a 統合宛名番号 (resumable; see linking)."""
+    return link_unlinked(actor=actor, batch_size=batch_size, stop_after=stop_after, stdout=stdout)
+
+
+def unified_atena_no_of(atena_no: str) -> str | None:
+    """The person's 団体内統合宛名番号 as last linked, or None (not linked yet)."""
+    return (
+        ResidentLink.objects.filter(municipality_code=settings.MUNICIPALITY_CODE, atena_no=atena_no)
+        .values_list("unified_atena_no", flat=True)
+        .first()
+    )
+
+
+def masked_my_number(unified_atena_no: str, *, actor: str) -> str | None:
+    """``**** **** 3214`` from the linkage server (which logs the call), or None if none held.
+
+    The caller records the read in the main audit log (core.audit) with its purpose.
+    """
+    return linkage.client().masked_my_number(unified_atena_no, actor=actor)
+
+
+def reveal_my_number(unified_atena_no: str, *, actor: str, purpose: str) -> str | None:
+    """The full 個人番号. Only for a caller that has checked linkage.reveal_mynumber and a fresh
+    second factor (the linkage server records the purpose; the caller audits the reveal)."""
+    return linkage.client().reveal_my_number(unified_atena_no, actor=actor, purpose=purpose)
+
+
+def linked_residents(unified_atena_no: str, *, actor: str) -> list[ResidentRecord]:
+    """This system's residents linked to a 統合宛名番号 (reverse look-up at the linkage server).
+
+    Other systems' 宛名 are not shown: this system knows only its own residents.
+    """
+    refs = linkage.client().atenas_of(unified_atena_no, actor=actor)
+    own = sorted(r.atena_no for r in refs if r.system_code == settings.LINKAGE_SYSTEM_CODE)
+    if not own:
+        return []
+    qs = _current().filter(atena_no__in=own).order_by("atena_no")
+    return [_record(v) for v in qs.values(*_RECORD_FIELDS)]
+
+
+def refresh_links(unified_atena_nos: Iterable[str], *, actor: str) -> int:
+    """Copy the linkage server's current links of these numbers into ResidentLink.
+
+    Called after a merge or unmerge was applied: the 宛名 of the absorbed number now belong to
+    the survivor (or back again), and the resident page must show the number in force.
+    """
+    client = linkage.client()
+    found: dict[str, str] = {}
+    for unified in unified_atena_nos:
+        for ref in client.atenas_of(unified, actor=actor):
+            if ref.system_code != settings.LINKAGE_SYSTEM_CODE:
+                continue
+            current = client.find_by_atena(ref.atena_no, actor=actor)
+            if current:
+                found[ref.atena_no] = current
+    with transaction.atomic():
+        write_links(settings.MUNICIPALITY_CODE, found)
+    return len(found)

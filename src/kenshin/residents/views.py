@@ -10,6 +10,11 @@ household list names the family. So every person shown in a list gets a listing 
 own (Event.SEARCH with the person as subject, detail {"listed": true}) — "who looked at this
 person" then includes everyone who saw them in a list, and a flagged person shown in a list is a
 finding in the access review. Flagged people are marked 閲覧注意 in the lists too.
+
+個人番号 (issue 4): the person page shows the 団体内統合宛名番号 and never the 個人番号. A POST
+button fetches the masked number from the 番号連携サーバ on demand (audited here, logged there);
+a user with linkage.reveal_mynumber can reveal it in full once, with a purpose and a fresh code,
+on a page marked shows_mynumber (15-minute idle limit) and never cached.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
 
+from kenshin.accounts import stepup
 from kenshin.core import audit
 from kenshin.core.permissions import requires
 from kenshin.core.purposes import label as purpose_label
+from kenshin.linkage.contract import LinkageError
 from kenshin.residents import services
-from kenshin.residents.forms import FlagForm, PurposeForm, ResidentSearchForm
+from kenshin.residents.forms import FlagForm, PurposeForm, ResidentSearchForm, RevealForm
 
 _REFS = "residents_refs"  # session: ref -> [atena_no, purpose]
 _MAX_REFS = 500
@@ -199,8 +207,109 @@ def person(request: HttpRequest, ref: str) -> HttpResponse:
             "household": household,
             "history": services.history(record.atena_no),
             "categories": services.fiscal_categories(record.atena_no),
+            "unified_atena_no": services.unified_atena_no_of(atena_no),
         },
     )
+
+
+VIEW_MYNUMBER = "linkage.view_mynumber"
+REVEAL_MYNUMBER = "linkage.reveal_mynumber"
+STEP_UP_ERROR = (
+    "確認コードが正しくありません。認証アプリに表示されている最新の6桁を入力してください。"
+)
+NOT_LINKED = (
+    "この方にはまだ統合宛名番号がありません（番号連携サーバに未登録）。"
+    "システム管理者に「kenshin residents link」の実行を依頼してください。"
+)
+
+
+def _number_context(request: HttpRequest, ref: str) -> tuple[str, str, str | None, dict]:
+    """The person behind a reference, for the 個人番号 pages: 宛名番号, purpose, 統合宛名番号."""
+    atena_no, purpose = _lookup(request, ref)
+    record = services.get_resident(atena_no) if purpose else None
+    if record is None:
+        raise Http404(NOT_FOUND)
+    context = {"r": record, "ref": ref, "purpose_label": purpose_label(purpose)}
+    return atena_no, purpose, services.unified_atena_no_of(atena_no), context
+
+
+@requires(VIEW_MYNUMBER)
+@require_POST
+def my_number(request: HttpRequest, ref: str) -> HttpResponse:
+    """The masked 個人番号 (``**** **** 3214``), fetched from the linkage server on request.
+
+    Recorded here (Event.VIEW, the person, the purpose of the open record) and by the linkage
+    server in its own log. Users who may reveal get the reveal form on the same page.
+    """
+    atena_no, purpose, unified, context = _number_context(request, ref)
+    masked = None
+    error = ""
+    if unified is None:
+        error = NOT_LINKED
+    else:
+        try:
+            masked = services.masked_my_number(unified, actor=request.user.get_username())
+        except LinkageError as exc:
+            error = f"番号連携サーバから取得できませんでした（{exc}）"
+    audit.record(
+        audit.Event.VIEW, request, atena_no, purpose, function=VIEW_MYNUMBER,
+        result=audit.Result.FAILURE if error else audit.Result.SUCCESS, masked=True,
+    )  # fmt: skip
+    context.update(
+        unified_atena_no=unified,
+        masked=masked,
+        error=error,
+        reveal_form=RevealForm() if request.user.has_perm(REVEAL_MYNUMBER) else None,
+    )
+    return render(request, "residents/mynumber.html", context)
+
+
+@requires(REVEAL_MYNUMBER, shows_mynumber=True)
+@require_POST
+@never_cache
+def reveal_my_number(request: HttpRequest, ref: str) -> HttpResponse:
+    """The 個人番号 in full, once: purpose and a fresh TOTP code in the same POST.
+
+    A wrong code is refused and recorded (the step-up failure, and a denied reveal of this
+    person). Refusals re-render the form with status 200: the page names the person, and an
+    error status would put it among the error pages the leak guard scans. The number is only
+    in this response's body — never in a URL, a title, the session or a log — and the page is
+    not cached; to see it again, ask again.
+    """
+    atena_no, _purpose, unified, context = _number_context(request, ref)
+    form = RevealForm(request.POST)
+    context.update(unified_atena_no=unified, masked=None, error="", reveal_form=form)
+    if unified is None:
+        context["error"] = NOT_LINKED
+        return render(request, "residents/mynumber.html", context)
+    if not form.is_valid():
+        return render(request, "residents/mynumber.html", context)
+    purpose = form.cleaned_data["purpose"]
+    if not stepup.verify(request, form.cleaned_data["code"], function=REVEAL_MYNUMBER):
+        audit.record(
+            audit.Event.VIEW, request, atena_no, purpose,
+            function=REVEAL_MYNUMBER, result=audit.Result.DENIED, reason="step_up",
+        )  # fmt: skip
+        form.add_error("code", STEP_UP_ERROR)
+        return render(request, "residents/mynumber.html", context)
+    try:
+        number = services.reveal_my_number(
+            unified, actor=request.user.get_username(), purpose=purpose
+        )
+    except LinkageError as exc:
+        audit.record(
+            audit.Event.VIEW, request, atena_no, purpose,
+            function=REVEAL_MYNUMBER, result=audit.Result.FAILURE,
+        )  # fmt: skip
+        context["error"] = f"番号連携サーバから取得できませんでした（{exc}）"
+        return render(request, "residents/mynumber.html", context)
+    audit.record(
+        audit.Event.VIEW, request, atena_no, purpose,
+        function=REVEAL_MYNUMBER, revealed=number is not None,
+    )  # fmt: skip
+    grouped = " ".join(number[i : i + 4] for i in range(0, 12, 4)) if number else None
+    context.update(number=grouped, reveal_purpose=purpose_label(purpose))
+    return render(request, "residents/reveal.html", context)
 
 
 @requires("residents.flag")

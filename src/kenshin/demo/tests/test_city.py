@@ -21,6 +21,7 @@ from kenshin.demo.city import generate_city
 RESIDENT_HEADER = [
     "異動区分", "異動日", "届出日", "宛名番号", "氏名", "氏名カナ", "性別", "生年月日",
     "郵便番号", "住所", "方書", "電話番号", "世帯番号", "続柄", "世帯主氏名", "住民状態",
+    "個人番号",
 ]  # fmt: skip
 FISCAL_HEADER = ["年度", "宛名番号", "保険区分", "課税区分"]
 BOM = b"\xef\xbb\xbf"
@@ -91,6 +92,22 @@ def test_full_load(town: list[Path]) -> None:
     non_resident = [r for r in rows if r[15] == "4"]
     assert 10 <= len(non_resident) <= 40  # about 0.5 %
     assert town[0].read_bytes().startswith(BOM)
+
+
+def test_most_persons_carry_one_valid_synthetic_mynumber_of_their_own(town: list[Path]) -> None:
+    from kenshin.core.mynumber import is_valid
+
+    numbers: dict[str, str] = {}
+    for path in town:
+        if path.name.startswith("03-"):
+            continue
+        for row in read(path)[1:]:
+            number = numbers.setdefault(row[3], row[16])
+            assert number == row[16], "a person's number changed between files"
+    given = [n for n in numbers.values() if n]
+    assert 0.93 < len(given) / len(numbers) < 0.97
+    assert all(is_valid(n) for n in given)
+    assert len(set(given)) == len(given)
 
 
 def test_age_pyramid_is_that_of_an_ageing_city(town: list[Path]) -> None:

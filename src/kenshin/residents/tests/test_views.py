@@ -182,7 +182,7 @@ def test_flagged_resident_in_the_results_is_marked_and_reported(make_user, staff
     assert html.count(BADGE) == 1
     row = next(tr for tr in html.split("<tr>") if "1000000002" in tr)
     assert BADGE in row
-    assert "DV" not in html  # the list says 閲覧注意, not why
+    assert "DV等" not in html  # the list says 閲覧注意, not why ("DV" alone occurs in tokens)
     rows, total = review.access_history("1000000002")
     assert total == 2
     assert [(r.event_label, r.username, r.purpose) for r in rows] == [
@@ -285,11 +285,13 @@ def test_person_page_shows_household_and_history_in_a_fixed_number_of_queries(st
     html = page.content.decode()
     assert page.status_code == 200
     assert "異動履歴" in html and "全件" in html
-    assert html.count("/residents/view/") == 5 + 1  # the household's members + the purpose form
+    # the household's members + the purpose form + the 個人番号 button (ref + "mynumber/")
+    assert html.count("/residents/view/") == 5 + 1 + 1
     assert "昭和60年4月1日" in html
     # session, user, OTP device, grants, record, household, savepoint + release around the
-    # audit inserts, flags in the household, flags of the person, history, categories, session
-    # save (savepoint, update, release) — plus the VIEW and the 4 listing events.
+    # audit inserts, flags in the household, flags of the person, history, categories, the
+    # 統合宛名番号 link, session save (savepoint, update, release) — plus the VIEW and the 4
+    # listing events.
     assert len(ctx.captured_queries) == PERSON_QUERIES + (1 + 4) * cost, [
         q["sql"][:120] for q in ctx.captured_queries
     ]
@@ -364,5 +366,5 @@ def test_csrf_failure_page_is_japanese(make_user):
 
 
 # Queries of the views themselves, without the audit insert (measured; update with care).
-PERSON_QUERIES = 15
+PERSON_QUERIES = 16
 SEARCH_QUERIES = 11

@@ -6,13 +6,16 @@ real installation may have.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from kenshin.accounts import services as accounts
+from kenshin.linkage import services as linkage
 from kenshin.residents import services as residents
 
 # Two contracted clinics with 10-digit 医療機関コード (広島県 34, synthetic numbers).
@@ -25,6 +28,8 @@ DEMO_INSTITUTIONS = (
 DEMO_ACCOUNTS: tuple[tuple[str, str, list[str], tuple[str, str] | None], ...] = (
     ("kanri", "システム管理者 高橋（デモ）", ["system_admin"], None),
     ("kacho", "課長 中村（デモ）", ["kacho"], None),
+    # A second holder of linkage.merge: a 統合宛名 merge needs a requester and an approver.
+    ("kacho2", "課長補佐 田中（デモ）", ["kacho"], None),
     ("hokenshi", "保健師 山本（デモ）", ["hokenshi"], None),
     ("jimu", "事務 佐々木（デモ）", ["jimu"], None),
     ("etsuran", "閲覧 小林（デモ）", ["etsuran"], None),
@@ -55,6 +60,7 @@ class Command(BaseCommand):
         if options["action"] == "totp":
             self._totp(options["username"])
             return
+        self._prepare_linkage()
         done = self._marker(options["residents"], options["seed"])
         if done.exists() and residents.count_current():
             total = sum(residents.count_current().values())
@@ -96,6 +102,17 @@ class Command(BaseCommand):
                 f"確認コードを表示できるのはデモ用アカウント（{'、'.join(DEMO_USERNAMES)}）だけです"
             ) from None
         self.stdout.write(code)
+
+    def _prepare_linkage(self) -> None:
+        """The embedded 番号連携サーバ, before any resident is imported (imports register
+        every resident there): a key file under var/keys/ unless keys come from the
+        environment, and this system with a credential file. Its tables are created by
+        `kenshin migrate --database linkage` (scripts/demo)."""
+        key_file = Path(settings.LINKAGE_KEY_FILE) if settings.LINKAGE_KEY_FILE else None
+        from_environment = bool(os.environ.get("KENSHIN_LINKAGE_KEYS"))
+        if key_file is not None and not from_environment and not key_file.exists():
+            call_command("linkage", "keys", "init", stdout=self.stdout)
+        linkage.ensure_embedded_setup(actor="demo")
 
     @staticmethod
     def _feed_dir(n: int, seed: int) -> Path:

@@ -1,4 +1,5 @@
-"""`kenshin residents import FILE...` — thin shell over residents.services."""
+"""`kenshin residents import FILE...` and `kenshin residents link` — thin shells over
+residents.services."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kenshin.linkage.contract import LinkageError
 from kenshin.residents import services
 
 
 class Command(BaseCommand):
-    help = "住民記録の取り込み（kenshin residents import FILE ...）"
+    help = "住民記録の取り込み（kenshin residents import FILE ...）と統合宛名番号の連携（link）"
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -18,8 +20,27 @@ class Command(BaseCommand):
         imp.add_argument("files", nargs="+", type=Path)
         imp.add_argument("--errors-csv", type=Path, help="誤りの一覧を CSV に書き出します")
         imp.add_argument("--actor", default="cli", help="取込者として記録する名前")
+        link = sub.add_parser(
+            "link",
+            help="統合宛名番号のない住民を番号連携サーバに登録します（中断しても続きから再開）",
+        )
+        link.add_argument("--batch-size", type=int, default=5_000)
+        link.add_argument("--limit", type=int, default=None, help="この人数で止めます")
+        link.add_argument("--actor", default="cli", help="操作者として記録する名前")
 
     def handle(self, *args, **options):
+        if options["action"] == "link":
+            try:
+                report = services.link_residents(
+                    actor=options["actor"],
+                    batch_size=max(1, options["batch_size"]),
+                    stop_after=options["limit"],
+                    stdout=self.stdout,
+                )
+            except LinkageError as exc:
+                raise CommandError(f"番号連携サーバに登録できませんでした（{exc}）") from None
+            self.stdout.write(report.summary())
+            return
         if options["action"] == "import":
             missing = [str(p) for p in options["files"] if not p.is_file()]
             if missing:
