@@ -22,6 +22,7 @@ import logging
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -125,7 +126,10 @@ def _client(request: HttpRequest) -> clients.InProcessClient:
 
 
 def _actor(request: HttpRequest) -> str:
-    return request.headers.get(ACTOR_HEADER, "")
+    value = request.headers.get(ACTOR_HEADER, "")
+    if value.startswith("utf-8''"):  # http_client.encode_actor: a non-ASCII name
+        return unquote(value[7:], errors="replace")
+    return value
 
 
 def _unified(found: str | None) -> HttpResponse:

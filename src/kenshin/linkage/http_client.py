@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -31,13 +32,16 @@ class HttpClient:
 
     def __init__(self, base_url: str, credential: str, jimu: str, *, timeout: float = 10.0):
         base = base_url if base_url.endswith("/") else base_url + "/"
+        # A missing credential or 事務 code is sent as a missing header: the server refuses
+        # and logs the call, as in-process (an empty "Bearer " is not even valid HTTP).
+        headers = {"Accept": "application/json"}
+        if credential.strip():
+            headers["Authorization"] = f"Bearer {credential.strip()}"
+        if jimu.strip():
+            headers["X-Linkage-Jimu"] = jimu.strip()
         self._http = httpx.Client(
             base_url=base + API_PATH,
-            headers={
-                "Authorization": f"Bearer {credential}",
-                "X-Linkage-Jimu": jimu,
-                "Accept": "application/json",
-            },
+            headers=headers,
             timeout=timeout,
             http1=True,
             http2=False,
@@ -64,7 +68,9 @@ class HttpClient:
     def _call(self, path: str, actor: str, body: dict[str, Any] | None = None) -> Any:
         try:
             response = self._http.post(
-                path, json=body if body is not None else {}, headers={"X-Linkage-Actor": actor}
+                path,
+                json=body if body is not None else {},
+                headers={"X-Linkage-Actor": encode_actor(actor)} if actor.strip() else None,
             )
         except httpx.TimeoutException as exc:
             raise contract.LinkageError("番号連携サーバが時間内に応答しませんでした。") from exc
@@ -130,6 +136,15 @@ class HttpClient:
     def merges(self, *, actor: str, unified_atena_no: str = "") -> list[contract.MergeView]:
         data = self._call("merges", actor, {"unified_atena_no": unified_atena_no})
         return [s.merge(m) for m in data]
+
+
+def encode_actor(actor: str) -> str:
+    """Header values are ASCII: a name in Japanese travels percent-encoded after ``utf-8''``
+    (the RFC 8187 form); api.py decodes it."""
+    actor = actor.strip()
+    if actor.isascii() and actor.isprintable():
+        return actor
+    return "utf-8''" + quote(actor, safe="")
 
 
 def _error_of(response: httpx.Response) -> contract.LinkageError:

@@ -131,3 +131,9 @@ def test_unreachable_server_is_a_linkage_error() -> None:
     with HttpClient(f"http://127.0.0.1:{free_port()}", "kl_x_y", "kenko_zoshin", timeout=2) as c:
         with pytest.raises(contract.LinkageError, match="接続できません"):
             c.find_by_atena("T0000000001", actor="hokenshi1")
+
+
+def test_actor_in_japanese_travels_in_the_header(http_linkage_client, http_linkage_events) -> None:
+    last = (http_linkage_events() or [{"id": 0}])[-1]["id"]
+    http_linkage_client.find_by_atena("T0000000002", actor="健診バッチ（夜間）")
+    assert http_linkage_events(last)[-1]["actor"] == "健診バッチ（夜間）"
