@@ -86,6 +86,13 @@ def ensure_embedded_setup(*, actor: str) -> None:
         )
         if cred is not None and cred[0] == gateway.secret_hash(secret) and cred[1] is None:
             return
+    if (getattr(settings, "LINKAGE_CREDENTIAL", "") or "").strip():
+        # A credential from the environment wins over the file; writing a new file would
+        # change nothing, so say what is wrong instead.
+        raise NotConfigured(
+            "KENSHIN_LINKAGE_CREDENTIAL の認証情報は番号連携サーバで使えません"
+            "（失効・期限切れ・別のデータベース）。設定を外すか、発行し直してください"
+        )
     name = getattr(settings, "LINKAGE_CREDENTIAL_FILE", "") or ""
     if not name:
         raise NotConfigured(

@@ -491,3 +491,11 @@ def test_lean_sql_names_match_the_models():
     assert Atena._meta.get_field("system").column == "system_id"
     for sql in (clients.SQL_BY_NUMBER, clients.SQL_BY_ATENA, clients.SQL_ATENAS, gateway.EVENT_SQL):
         assert "%s" in sql
+
+
+def test_embedded_setup_refuses_a_stale_credential_from_the_environment(settings, tmp_path):
+    settings.LINKAGE_CREDENTIAL_FILE = str(tmp_path / "linkage-credential")
+    actions.revoke_credential(gateway.parse_token(settings.LINKAGE_CREDENTIAL)[0], actor="x")
+    with pytest.raises(services.NotConfigured):
+        services.ensure_embedded_setup(actor="setup")
+    assert not (tmp_path / "linkage-credential").exists()
