@@ -133,11 +133,18 @@ def _validate(atenas: Sequence[AtenaIn], ring: crypto.Keyring) -> list[_Row]:
 
 
 def _counter_base() -> int:
-    """Lock the NumberCounter row for this transaction and return the last serial issued."""
+    """Lock the NumberCounter row for this transaction and return the last serial issued.
+
+    The lock also serialises registrations with merges (decide_merge takes it first).
+    """
     qs = NumberCounter.objects.using(DB).select_for_update()
     last = qs.filter(name=COUNTER).values_list("last", flat=True).first()
     if last is None:
-        NumberCounter.objects.using(DB).create(name=COUNTER, last=0)
+        # First registration ever: two batches may get here at once. ON CONFLICT DO NOTHING
+        # makes the second wait for the first's row instead of failing on the primary key.
+        NumberCounter.objects.using(DB).bulk_create(
+            [NumberCounter(name=COUNTER, last=0)], ignore_conflicts=True
+        )
         last = qs.filter(name=COUNTER).values_list("last", flat=True).get()
     return last
 
@@ -152,8 +159,9 @@ def register_many(caller: Caller, atenas: Sequence[AtenaIn]) -> list[Registratio
         with transaction.atomic(using=DB):
             return _register(caller, rows, ring)
     except IntegrityError:
-        # Only a concurrent writer outside the counter lock can get here (e.g. a merge moving
-        # a 個人番号 at the same instant); the batch wrote nothing and may simply be retried.
+        # Registrations and merges are serialised by the counter lock, so this is not expected;
+        # if a writer outside this module got in between, nothing was written and the batch
+        # may simply be retried.
         raise Conflict("同時に別の登録が行われました。もう一度実行してください") from None
 
 
@@ -212,7 +220,6 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
     results: list[Registration] = []
     person_of: list[int] = []
     events: list[LinkageEvent] = []
-    unified_of: dict[int, str] = {}
     municipality = settings.MUNICIPALITY_CODE
 
     def issue() -> int:
@@ -223,7 +230,6 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
                 id=serial, municipality_code=municipality, unified_atena_no=unified, created_at=now
             )
         )
-        unified_of[serial] = unified
         return serial
 
     def attach(row: _Row, person_id: int) -> None:
@@ -313,13 +319,6 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
             )
         )
 
-    # 統合宛名番号 of persons that existed before: one query for all of them.
-    known = list({pid for pid in person_of if pid not in unified_of})
-    for chunk in _in_chunks(known):
-        unified_of.update(
-            Person.objects.using(DB).filter(id__in=chunk).values_list("id", "unified_atena_no")
-        )
-
     if new_persons:
         NumberCounter.objects.using(DB).filter(name=COUNTER).update(
             last=F("last") + len(new_persons)
@@ -339,10 +338,9 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
         )
     out = []
     for reg, ev, pid in zip(results, events, person_of, strict=True):
-        ev.unified_atena_no = unified_of[pid]
-        out.append(
-            Registration(reg.atena_no, unified_of[pid], reg.outcome, reg.duplicate_suspected)
-        )
+        # A Person's primary key is its serial: the number follows without a query.
+        ev.unified_atena_no = unified = rules.unified_atena_no(pid)
+        out.append(Registration(reg.atena_no, unified, reg.outcome, reg.duplicate_suspected))
     LinkageEvent.objects.using(DB).bulk_create(events, batch_size=2000)
     return out
 
@@ -476,6 +474,9 @@ def _check_undoable(merge: MergeRequest) -> None:
 def decide_merge(caller: Caller, request_id: int, approve: bool) -> MergeView:
     """Approve (apply) or reject a pending merge or unmerge; never by the one who asked."""
     with transaction.atomic(using=DB):
+        # The registration lock first (always in this order): a batch must not link a 宛名 to a
+        # person this merge is about to fold away, nor a merge move a 個人番号 under a batch.
+        _counter_base()
         req = MergeRequest.objects.using(DB).select_for_update().filter(pk=request_id).first()
         if req is None:
             raise NotFound("統合の申請が見つかりません")

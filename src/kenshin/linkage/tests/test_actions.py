@@ -499,3 +499,38 @@ def test_embedded_setup_refuses_a_stale_credential_from_the_environment(settings
     with pytest.raises(services.NotConfigured):
         services.ensure_embedded_setup(actor="setup")
     assert not (tmp_path / "linkage-credential").exists()
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "linkage"])
+def test_concurrent_batches_with_the_same_new_my_number_make_one_person(settings):
+    """Two feeds registering the same new person at the same instant: the counter lock
+    serialises them, so the second links instead of issuing a second number. Round 1 starts
+    without a counter row (the very first registration), round 2 with one."""
+    if connections[DB].vendor != "postgresql":
+        pytest.skip("SQLite serialises writers by itself (BEGIN IMMEDIATE)")
+    import threading
+
+    token = settings.LINKAGE_CREDENTIAL
+    for _round in range(2):
+        number = synthetic_my_number()
+        barrier = threading.Barrier(2)
+        results, errors = [], []
+
+        def work(actor: str, number=number, barrier=barrier, results=results, errors=errors):
+            try:
+                caller = gateway.authenticate(token, JIMU, actor, "register")
+                barrier.wait(timeout=10)
+                results.append(actions.register(caller, synthetic_atena(number)))
+            except Exception as e:  # reported by the assertion below
+                errors.append(type(e).__name__)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=work, args=(f"feed_{i}",)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert errors == []
+        assert sorted(r.outcome for r in results) == ["issued", "linked_my_number"]
+        assert len({r.unified_atena_no for r in results}) == 1
