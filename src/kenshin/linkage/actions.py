@@ -26,6 +26,7 @@ moved is recorded, so an unmerge moves exactly that back. Both requests stay as 
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,11 +35,12 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
 
 from kenshin.core import clock
 from kenshin.core import mynumber as core_mynumber
+from kenshin.core.bulk import bulk_insert
 from kenshin.linkage import crypto, gateway, mynumber, rules
 from kenshin.linkage.contract import (
     AtenaIn,
@@ -70,6 +72,18 @@ COUNTER = "unified_atena_no"
 IN_CHUNK = 5000
 ATENA_NO_MAX = 15
 ITEM_FIELDS = ("name", "name_kana", "birth_date", "sex", "address")
+# Column order of the bulk inserts (core.bulk: executemany on SQLite, COPY on PostgreSQL).
+PERSON_FIELDS = ("id", "municipality_code", "unified_atena_no", "created_at")
+MYNUMBER_FIELDS = ("person", "key_id", "ciphertext", "blind_index", "updated_at")
+ATENA_FIELDS = (
+    "municipality_code",
+    "system",
+    "atena_no",
+    "person",
+    *ITEM_FIELDS,
+    "match_key",
+    "updated_at",
+)
 SYSTEM_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -212,36 +226,27 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
         ):
             held[person_id] = bytes(blind)
 
-    new_persons: list[Person] = []
-    new_numbers: list[MyNumber] = []
-    new_atenas: list[Atena] = []
+    conn = connections[DB]
+    at = conn.ops.adapt_datetimefield_value(now)  # as the ORM would store it (SQLite: text)
+    new_persons: list[tuple] = []
+    new_numbers: list[tuple] = []
+    new_atenas: list[tuple] = []
     changed: list[Atena] = []
     candidates: dict[tuple[int, int], DuplicateCandidate] = {}
     results: list[Registration] = []
     person_of: list[int] = []
-    events: list[LinkageEvent] = []
     municipality = settings.MUNICIPALITY_CODE
 
     def issue() -> int:
         serial = base + len(new_persons) + 1
         unified = rules.unified_atena_no(serial)
-        new_persons.append(
-            Person(
-                id=serial, municipality_code=municipality, unified_atena_no=unified, created_at=now
-            )
-        )
+        new_persons.append((serial, municipality, unified, at))
         return serial
 
     def attach(row: _Row, person_id: int) -> None:
         assert row.number is not None and row.blind is not None
         new_numbers.append(
-            MyNumber(
-                person_id=person_id,
-                key_id=ring.active_key_id,
-                ciphertext=ring.encrypt(row.number, person_id),
-                blind_index=row.blind,
-                updated_at=now,
-            )
+            (person_id, ring.active_key_id, ring.encrypt(row.number, person_id), row.blind, at)
         )
         owner_of[row.blind] = person_id
         held[person_id] = row.blind
@@ -299,35 +304,27 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
                         suspected = True
                     if row.blind is not None:
                         attach(row, person_id)
+            a = row.atena
             new_atenas.append(
-                Atena(
-                    municipality_code=municipality,
-                    system_id=caller.system_id,
-                    atena_no=row.atena_no,
-                    person_id=person_id,
-                    match_key=row.match_key,
-                    updated_at=now,
-                    **_items(row.atena),
+                (
+                    municipality, caller.system_id, row.atena_no, person_id, a.name, a.name_kana,
+                    conn.ops.adapt_datefield_value(a.birth_date), a.sex, a.address,
+                    row.match_key, at,
                 )
-            )
+            )  # fmt: skip
         matches.setdefault(row.match_key, set()).add(person_id)
         person_of.append(person_id)
         results.append(Registration(row.atena_no, "", outcome, suspected))
-        events.append(
-            gateway.event(
-                caller, "register", "", "ok", {"outcome": outcome, "duplicate": suspected}, at=now
-            )
-        )
 
     if new_persons:
         NumberCounter.objects.using(DB).filter(name=COUNTER).update(
             last=F("last") + len(new_persons)
         )
-        Person.objects.using(DB).bulk_create(new_persons, batch_size=2000)
+        bulk_insert(Person, PERSON_FIELDS, new_persons, using=DB)
     if new_numbers:
-        MyNumber.objects.using(DB).bulk_create(new_numbers, batch_size=2000)
+        bulk_insert(MyNumber, MYNUMBER_FIELDS, new_numbers, using=DB)
     if new_atenas:
-        Atena.objects.using(DB).bulk_create(new_atenas, batch_size=2000)
+        bulk_insert(Atena, ATENA_FIELDS, new_atenas, using=DB)
     if changed:
         Atena.objects.using(DB).bulk_update(
             changed, [*ITEM_FIELDS, "match_key", "updated_at"], batch_size=1000
@@ -336,12 +333,17 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
         DuplicateCandidate.objects.using(DB).bulk_create(
             list(candidates.values()), batch_size=2000, ignore_conflicts=True
         )
-    out = []
-    for reg, ev, pid in zip(results, events, person_of, strict=True):
+    out, events = [], []
+    for reg, pid in zip(results, person_of, strict=True):
         # A Person's primary key is its serial: the number follows without a query.
-        ev.unified_atena_no = unified = rules.unified_atena_no(pid)
+        unified = rules.unified_atena_no(pid)
         out.append(Registration(reg.atena_no, unified, reg.outcome, reg.duplicate_suspected))
-    LinkageEvent.objects.using(DB).bulk_create(events, batch_size=2000)
+        outcome = {"outcome": reg.outcome, "duplicate": reg.duplicate_suspected}
+        events.append(
+            (at, caller.system_code, caller.actor, caller.jimu, "register", unified, "ok",
+             json.dumps(outcome))
+        )  # fmt: skip
+    bulk_insert(LinkageEvent, gateway.EVENT_FIELDS, events, using=DB)
     return out
 
 

@@ -206,6 +206,9 @@ def _refuse(
 
 _at_field = LinkageEvent._meta.get_field("at")
 _detail_field = LinkageEvent._meta.get_field("detail")
+EVENT_FIELDS = (
+    "at", "system_code", "actor", "jimu_code", "operation", "unified_atena_no", "result", "detail",
+)  # fmt: skip
 EVENT_SQL = (
     "INSERT INTO linkage_linkageevent (at, system_code, actor, jimu_code, operation, "
     "unified_atena_no, result, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
