@@ -120,7 +120,7 @@ def authenticate(token: str, jimu: str, actor: str, operation: str) -> Caller:
     actor = clean_actor(actor)
     if not actor:
         _refuse(entry.system_code, "", jimu, operation, "no_actor", "操作者が指定されていません")
-    if jimu not in entry.jimu_codes:
+    if jimu not in entry.jimu_codes or jimu not in rules.JIMU:
         if not jimu:
             reason, message = "no_jimu", "事務コードが指定されていません"
         elif jimu not in rules.JIMU:
