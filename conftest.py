@@ -11,7 +11,11 @@ from collections.abc import Callable
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.plugins.leakguard", "kenshin.audit.testing"]
+pytest_plugins: list[str] = [
+    "tests.plugins.leakguard",
+    "kenshin.audit.testing",
+    "kenshin.linkage.testing_guards",
+]
 
 # Test-only keys for the 番号連携サーバ vault (never used outside the test suite; production
 # keys come from the environment or a key file: docs/linkage.md). Two encryption keys so that
@@ -43,7 +47,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         kwargs = dict(marker.kwargs) if marker is not None else {}
         transaction = "transactional_db" in item.fixturenames or kwargs.get("transaction")
         kwargs.update(databases=["default", "linkage"], transaction=bool(transaction))
-        item.add_marker(pytest.mark.django_db(*(marker.args if marker else ()), **kwargs))
+        # Prepended: the closest marker wins, for pytest-django and for the fixtures below.
+        item.add_marker(
+            pytest.mark.django_db(*(marker.args if marker else ()), **kwargs), append=False
+        )
 
 
 @pytest.fixture(autouse=True)

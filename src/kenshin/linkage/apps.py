@@ -8,3 +8,6 @@ class LinkageConfig(AppConfig):
     label = "linkage"
     verbose_name = "番号連携"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from kenshin.linkage import checks  # noqa: F401  (registers the deploy checks)

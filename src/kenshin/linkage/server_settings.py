@@ -88,6 +88,8 @@ LINKAGE_JIMU = _main.LINKAGE_JIMU
 LINKAGE_URL = ""
 LINKAGE_CREDENTIAL = ""
 LINKAGE_CREDENTIAL_FILE = ""
+# This process is the server: it answers credentials, it holds none (linkage.checks).
+LINKAGE_SERVER = True
 
 DEFAULT_AUTO_FIELD = _main.DEFAULT_AUTO_FIELD
 LANGUAGE_CODE = _main.LANGUAGE_CODE

@@ -7,6 +7,7 @@ process, which runs with the test settings.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -28,6 +29,11 @@ def production_env(tmp_path: Path) -> dict[str, str]:
             "KENSHIN_ALLOWED_HOSTS": "kenshin.example.lg.jp",
             "KENSHIN_VAR_DIR": str(tmp_path),
             "DJANGO_SETTINGS_MODULE": "kenshin.settings",
+            # The in-process 番号連携サーバ needs its keys and this system its credential.
+            "KENSHIN_LINKAGE_KEYS": "1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            "KENSHIN_LINKAGE_ACTIVE_KEY": "1",
+            "KENSHIN_LINKAGE_INDEX_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "KENSHIN_LINKAGE_CREDENTIAL": "kl_" + secrets.token_urlsafe(8),
         }
     )
     return env
@@ -56,3 +62,31 @@ def test_check_deploy_notices_insecure_cookies(tmp_path):
     result = check_deploy(env)
     assert result.returncode != 0
     assert "SESSION_COOKIE_SECURE" in result.stdout + result.stderr
+
+
+def test_check_deploy_refuses_linkage_without_keys(tmp_path):
+    """The in-process vault cannot start without its keys (MN-04): an error, not a fallback."""
+    env = production_env(tmp_path)
+    del env["KENSHIN_LINKAGE_KEYS"]
+    result = check_deploy(env)
+    assert result.returncode != 0
+    assert "linkage.E001" in result.stdout + result.stderr
+
+
+def test_check_deploy_warns_when_linkage_shares_the_main_role(tmp_path):
+    """One PostgreSQL role for both databases defeats MN-01; a role of its own is clean."""
+    env = production_env(tmp_path) | {
+        "DATABASE_URL": "postgres://kenshin_app@db.example.lg.jp:5432/kenshin"
+    }
+    shared = check_deploy(env)
+    assert shared.returncode != 0
+    assert "linkage.W001" in shared.stdout + shared.stderr
+    env["KENSHIN_LINKAGE_DATABASE_URL"] = "postgres://kenshin_linkage@db.example.lg.jp:5432/linkage"
+    separate = check_deploy(env)
+    assert "linkage.W001" not in separate.stdout + separate.stderr
+
+
+def test_check_deploy_wants_tls_to_a_remote_linkage_server(tmp_path):
+    env = production_env(tmp_path) | {"KENSHIN_LINKAGE_URL": "http://linkage.example.lg.jp:8100/"}
+    result = check_deploy(env)
+    assert "linkage.W002" in result.stdout + result.stderr
