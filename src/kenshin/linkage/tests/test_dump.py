@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import date
 from pathlib import Path
 
 import pytest
 from django.db import connections
 
-from kenshin.linkage import crypto
+from kenshin.linkage import crypto, testing
+from kenshin.linkage.clients import InProcessClient
+from kenshin.linkage.contract import AtenaIn
+from kenshin.linkage.models import Person
 from kenshin.linkage.tests.vault_rows import store, synthetic_numbers
 
 pytestmark = pytest.mark.django_db(databases=["default", "linkage"], transaction=True)
@@ -37,12 +41,39 @@ def assert_no_number(image: bytes, numbers: list[str], what: str) -> None:
     assert found == 0, f"{what}: {found} plaintext 個人番号 spellings found"
 
 
-@pytest.fixture
-def stored() -> list[str]:
+@pytest.fixture(params=["vault_rows", "client"])
+def stored(request, settings) -> list[str]:
+    """200 stored numbers: written directly as vault rows, or through the real registration
+    path (InProcessClient.register_many, then look-ups and a reveal, so the access log and the
+    業務宛名 rows are in the image too)."""
     crypto.reset_keyring()
     numbers = synthetic_numbers(200, seed=31)
-    store(numbers)
+    if request.param == "vault_rows":
+        store(numbers)
+        return numbers
+    client = InProcessClient(testing.provision(), "kenko_zoshin")
+    atenas = [
+        AtenaIn(
+            atena_no=f"D{i:09d}",
+            name="試験　太郎",
+            name_kana="シケン　タロウ",
+            birth_date=date(1960, 1, 1 + i % 28),
+            sex=1,
+            address=f"広島県呉市試験町{i}番地",
+            my_number=number,
+        )
+        for i, number in enumerate(numbers, start=1)
+    ]
+    regs = client.register_many(atenas, actor="dump-test")
+    for number in numbers[:20]:
+        assert client.find_by_my_number(number, actor="dump-test")
+    client.reveal_my_number(regs[0].unified_atena_no, actor="dump-test", purpose="inquiry")
     return numbers
+
+
+def last_unified_no() -> bytes:
+    """A value known to be stored in plain (a 統合宛名番号): proves the scan reads row data."""
+    return Person.objects.order_by("-id").values_list("unified_atena_no", flat=True)[0].encode()
 
 
 def sqlite_image(alias: str) -> bytes:
@@ -62,7 +93,7 @@ def test_sqlite_file_bytes_hold_no_plaintext_number(stored):
     if connections["linkage"].vendor != "sqlite":
         pytest.skip("SQLite の検査（PostgreSQL では pg_dump を検査します）")
     image = sqlite_image("linkage")
-    assert f"{200:015d}".encode() in image  # the scan sees row data (person 200's number)
+    assert last_unified_no() in image  # the scan sees row data
     assert_no_number(image, stored, "linkage database image")
     assert_no_number(sqlite_image("default"), stored, "main database image")
 
@@ -89,6 +120,6 @@ def test_pg_dump_holds_no_plaintext_number(stored):
         pytest.skip("PostgreSQL の検査（SQLite ではファイルの内容を検査します）")
     dump = pg_dump("linkage")
     assert b"COPY public.linkage_mynumber" in dump
-    assert f"{200:015d}".encode() in dump  # the scan sees row data (person 200's number)
+    assert last_unified_no() in dump  # the scan sees row data
     assert_no_number(dump, stored, "pg_dump of the linkage database")
     assert_no_number(pg_dump("default"), stored, "pg_dump of the main database")
