@@ -3,8 +3,10 @@ is pointed at one database (each measurement runs in a fresh process)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,16 @@ def child_env(db: str) -> dict[str, str]:
     else:
         env.pop("DATABASE_URL", None)
         env["KENSHIN_VAR_DIR"] = str(OUT / "sqlite")
+    # The embedded 番号連携サーバ: bench-only random keys (fresh databases every run) and this
+    # system's credential in a file the child writes (linkage.services.ensure_embedded_setup).
+    keys = [base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(2)]
+    env.update(
+        KENSHIN_LINKAGE_KEYS=f"1:{keys[0]}",
+        KENSHIN_LINKAGE_ACTIVE_KEY="1",
+        KENSHIN_LINKAGE_INDEX_KEY=keys[1],
+        KENSHIN_LINKAGE_CREDENTIAL_FILE=str(OUT / f"linkage-credential-{db}"),
+    )
+    env.pop("KENSHIN_LINKAGE_CREDENTIAL", None)
     return env
 
 
