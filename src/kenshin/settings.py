@@ -271,7 +271,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Error reports (ADMINS mail, debug page) never show POST values or local variables.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "kenshin.web.errors.NoPersonalDataFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kenshin.core.errors.NoPersonalDataFilter"
 
 # The audit API (core.audit.record) hands each entry to this writer; no fallback.
 KENSHIN_AUDIT_WRITER = "kenshin.audit.services.append"

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import re
 
+# Between the 4-digit groups: the separators linkage.mynumber.normalize accepts (ASCII and
+# full-width spaces, hyphens, dashes, the long-vowel mark staff type for a dash), up to two.
+# Whatever the vault would accept as a 個人番号 must also be recognised here.
+_SEP = "[ \t\u3000\\-‐‑‒–—―−ー－]{0,2}"
+_SEP_CHARS = re.compile(_SEP)
 _CANDIDATE = re.compile(
-    r"(?<![0-9０-９])([0-9０-９]{4}[ -]?[0-9０-９]{4}[ -]?[0-9０-９]{4})(?![0-9０-９])"
+    rf"(?<![0-9０-９])([0-9０-９]{{4}}{_SEP}[0-9０-９]{{4}}{_SEP}[0-9０-９]{{4}})(?![0-9０-９])"
 )
 _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
@@ -39,7 +44,7 @@ def find_all(text: str) -> list[str]:
     """Every 12-digit run (ASCII or full-width, maybe grouped 4-4-4) with a valid check digit."""
     found = []
     for m in _CANDIDATE.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group(1)).translate(_FULLWIDTH)
+        digits = _SEP_CHARS.sub("", m.group(1)).translate(_FULLWIDTH)
         if is_valid(digits):
             found.append(m.group(1))
     return found
@@ -49,7 +54,7 @@ def mask_in_text(text: str) -> str:
     """Replace every valid-looking 個人番号 with a fixed mask; other digits stay as they are."""
 
     def repl(m: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", m.group(1)).translate(_FULLWIDTH)
+        digits = _SEP_CHARS.sub("", m.group(1)).translate(_FULLWIDTH)
         return "************" if is_valid(digits) else m.group(1)
 
     return _CANDIDATE.sub(repl, text)

@@ -110,6 +110,13 @@ class InProcessClient:
         except LinkageError as e:
             gateway.record(caller, operation, "", e.code)
             raise
+        except (crypto.DecryptError, crypto.KeysUnavailable) as e:
+            # A row that does not decrypt is a tampering signal (or a lost key): log it, and
+            # answer with the contract's error instead of an unexplained failure.
+            gateway.record(caller, operation, "", "error", reason=type(e).__name__)
+            raise LinkageError(
+                "個人番号を復号できませんでした。番号連携サーバの管理者に連絡してください"
+            ) from None
 
     # -- registration
 

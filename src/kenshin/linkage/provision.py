@@ -7,8 +7,10 @@ sequence is revoked from both, and the linkage role gets exactly what the server
 with no UPDATE/DELETE on the access log and no DELETE on 統合宛名番号 or the counter (the
 triggers of schema.py refuse those too; two independent locks). Rerun after each
 ``kenshin linkage migrate``: default privileges cover new tables made by the same owner, and
-rerunning costs nothing. Nothing is revoked from the linkage role itself, which may be the
-tables' owner (the role ``kenshin linkage migrate`` runs as).
+rerunning costs nothing. It must run as the database's owner (or a superuser) — only they
+can revoke — and it checks the result: if the main role could still connect or read a table,
+nothing is changed and it fails. The runtime role of the linkage server should not own the
+tables (an owner can drop triggers and grants); a warning says so when it does.
 
 On SQLite the separation is the separate file: it is made readable by its owner only (0600),
 and the linkage server should run as a different OS user from the main application.
@@ -132,9 +134,14 @@ def grant_roles(
     if not dry_run:
         from django.db import transaction
 
+        _require_owner(conn, database)
         with transaction.atomic(using=using), conn.cursor() as cur:
             for statement in result.statements:
                 cur.execute(statement)
+            # A REVOKE by a role that may not grant the privilege is only a warning in
+            # PostgreSQL: check the result inside the transaction, and undo it all if the main
+            # role could still connect or read.
+            _verify_separation(cur, database, tables, main_role)
         result.applied = True
         result.notes.append(
             f"データベース {database} は {linkage_role} だけが接続できるようにしました。"
@@ -142,6 +149,40 @@ def grant_roles(
         )
     result.warnings += _pg_weak_points(conn, database, linkage_role, main_role)
     return result
+
+
+def _require_owner(conn, database: str) -> None:
+    """grant-roles must run as the database's owner (or a superuser): only they can revoke."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+            "OR pg_has_role(current_user, datdba, 'USAGE') FROM pg_database WHERE datname = %s",
+            [database],
+        )
+        allowed = cur.fetchone()[0]
+    if not allowed:
+        raise ProvisionError(
+            f"grant-roles はデータベース {database} の所有者のロール（またはスーパーユーザー）で"
+            "実行してください（docs/linkage.md 4 章）。このロールでは権限を外せません"
+        )
+
+
+def _verify_separation(cur, database: str, tables: list[str], main_role: str) -> None:
+    """Raise (rolling the grants back) unless the main role can neither connect nor read."""
+    cur.execute("SELECT has_database_privilege(%s, %s, 'CONNECT')", [main_role, database])
+    leaks = ["CONNECT"] if cur.fetchone()[0] else []
+    for table in tables:
+        cur.execute(
+            "SELECT has_table_privilege(%s, %s, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE')",
+            [main_role, table],
+        )
+        if cur.fetchone()[0]:
+            leaks.append(table)
+    if leaks:
+        raise ProvisionError(
+            f"主系アプリのロール {main_role} の権限を外せませんでした（{', '.join(leaks[:5])}）。"
+            "何も変更していません"
+        )
 
 
 def _pg_weak_points(conn, database: str, linkage_role: str, main_role: str) -> list[str]:
@@ -163,6 +204,19 @@ def _pg_weak_points(conn, database: str, linkage_role: str, main_role: str) -> l
         found.append(f"主系アプリのロール {main_role} は {linkage_role} のメンバーです")
     if owner == main_role:
         found.append(f"データベース {database} の所有者が主系アプリのロール {main_role} です")
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tableowner = %s",
+            [linkage_role],
+        )
+        owned = cur.fetchone()[0]
+    if owned or owner == linkage_role:
+        found.append(
+            f"番号連携サーバの実行ロール {linkage_role} が表やデータベースの所有者です。"
+            "所有者は権限やトリガーを外せるため、追記専用のログを守れません。"
+            "所有者（migrate と grant-roles を行うロール）と実行ロールを分けてください"
+        )
     if current == main_role:
         found.append(
             f"番号連携データベースに主系アプリのロール {main_role} で接続しています"

@@ -106,5 +106,6 @@ SECURE_SSL_REDIRECT = os.environ.get("KENSHIN_LINKAGE_SSL_REDIRECT") == "1"
 # Request bodies are small JSON; a register_many batch is the largest (schemas.BATCH_MAX).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024 * 1024
 
-DEFAULT_EXCEPTION_REPORTER_FILTER = "django.views.debug.SafeExceptionReporterFilter"
+# No POST value or frame variable in any error report: here plaintext 個人番号 sit in locals.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "kenshin.core.errors.NoPersonalDataFilter"
 LOGGING = _main.LOGGING
