@@ -228,6 +228,11 @@ def child_extra(first: int, last: int) -> dict:
 
 
 def child_rotate(batch: int) -> dict:
+    """Rotate every row to the active key, then read every row back: each must be under the
+    active key and decrypt (for its own row id) to a valid 個人番号 (check digit). Any row that
+    does not is a failed rotation, and the run exits non-zero — a figure for a rotation that
+    broke rows is no figure."""
+    from kenshin.core.mynumber import is_valid
     from kenshin.linkage import crypto, rotation
     from kenshin.linkage.models import MyNumber
 
@@ -238,7 +243,7 @@ def child_rotate(batch: int) -> dict:
     crypto.reset_keyring()
     ring = crypto.keyring()
     started = time.perf_counter()
-    checked = failed = 0
+    checked = failed = old_key = 0
     last = -1
     while True:
         rows = list(
@@ -251,12 +256,20 @@ def child_rotate(batch: int) -> dict:
             break
         for pid, key_id, blob in rows:
             checked += 1
+            old_key += key_id != ring.active_key_id or bytes(blob[:1])[0] != ring.active_key_id
             try:
-                ok = key_id == ring.active_key_id and len(ring.decrypt(blob, pid)) == 12
+                ok = is_valid(ring.decrypt(blob, pid))
             except crypto.DecryptError:
                 ok = False
             failed += not ok
         last = rows[-1][0]
+    if failed or old_key or result.remaining or checked != sum(after.values()):
+        # The message never carries a value: counts only.
+        raise SystemExit(
+            f"rotate: verification failed — {failed:,} of {checked:,} rows did not decrypt to a "
+            f"valid 個人番号, {old_key:,} rows are still under an old key, "
+            f"{result.remaining:,} reported remaining"
+        )
     return {
         "before": before,
         "after": after,
@@ -265,6 +278,7 @@ def child_rotate(batch: int) -> dict:
         "remaining": result.remaining,
         "verified": checked,
         "failed": failed,
+        "old_key": old_key,
         "verify_seconds": time.perf_counter() - started,
     }
 

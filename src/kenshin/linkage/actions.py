@@ -26,7 +26,6 @@ moved is recorded, so an unmerge moves exactly that back. Both requests stay as 
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -52,11 +51,11 @@ from kenshin.linkage.contract import (
 )
 from kenshin.linkage.gateway import Caller
 from kenshin.linkage.models import (
+    DB,
     Atena,
     BusinessSystem,
     DuplicateBasis,
     DuplicateCandidate,
-    LinkageEvent,
     MergeKind,
     MergeRequest,
     MergeStatus,
@@ -66,7 +65,6 @@ from kenshin.linkage.models import (
     SystemCredential,
 )
 
-DB = "linkage"
 COUNTER = "unified_atena_no"
 # Parameters per IN (...) list: far below SQLite's 32,766 and PostgreSQL's 65,535.
 IN_CHUNK = 5000
@@ -338,12 +336,18 @@ def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Re
         # A Person's primary key is its serial: the number follows without a query.
         unified = rules.unified_atena_no(pid)
         out.append(Registration(reg.atena_no, unified, reg.outcome, reg.duplicate_suspected))
-        outcome = {"outcome": reg.outcome, "duplicate": reg.duplicate_suspected}
         events.append(
-            (at, caller.system_code, caller.actor, caller.jimu, "register", unified, "ok",
-             json.dumps(outcome))
-        )  # fmt: skip
-    bulk_insert(LinkageEvent, gateway.EVENT_FIELDS, events, using=DB)
+            gateway.event_values(
+                system_code=caller.system_code,
+                actor=caller.actor,
+                jimu=caller.jimu,
+                operation="register",
+                unified=unified,
+                detail={"outcome": reg.outcome, "duplicate": reg.duplicate_suspected},
+                at=now,
+            )
+        )
+    gateway.insert_events(events)
     return out
 
 
@@ -579,7 +583,15 @@ def _log(caller: Caller, operation: str, person: Person | None, req: MergeReques
     detail = {"request": req.pk, **extra}
     if "absorbed" not in detail:
         detail["absorbed"] = rules.unified_atena_no(req.absorbed_id)
-    gateway.event(caller, operation, unified, "ok", detail).save(using=DB)
+    gateway.insert_event(
+        system_code=caller.system_code,
+        actor=caller.actor,
+        jimu=caller.jimu,
+        operation=operation,
+        unified=unified,
+        detail=detail,
+        durable=True,
+    )
 
 
 # --- systems and credentials ----------------------------------------------------------------------
@@ -587,15 +599,13 @@ def _log(caller: Caller, operation: str, person: Person | None, req: MergeReques
 
 def _admin_event(system_code: str, actor: str, operation: str, **detail: Any) -> None:
     """Administration is logged like calls: system = the one changed, no 事務."""
-    LinkageEvent.objects.using(DB).create(
-        at=clock.now(),
+    gateway.insert_event(
         system_code=system_code,
-        actor=gateway.clean_actor(actor),
-        jimu_code="",
+        actor=actor,
+        jimu="",
         operation=operation,
-        unified_atena_no="",
-        result="ok",
         detail=detail,
+        durable=True,
     )
 
 
@@ -647,58 +657,87 @@ def register_system(
 
 def issue_credential(system_code: str, *, actor: str, expires_at: datetime | None = None) -> str:
     """A new credential for a system: ``kl_<prefix>_<secret>``, shown once, stored as a hash."""
-    system = BusinessSystem.objects.using(DB).filter(code=system_code).first()
-    if system is None:
-        raise NotFound("連携システムが登録されていません")
+    with transaction.atomic(using=DB):
+        system = BusinessSystem.objects.using(DB).filter(code=system_code).first()
+        if system is None:
+            raise NotFound("連携システムが登録されていません")
+        return _issue(system, actor=actor, expires_at=expires_at)
+
+
+def _issue(system: BusinessSystem, *, actor: str, expires_at: datetime | None) -> str:
+    """Issue inside the caller's transaction (issue_credential, rotate_credential)."""
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    with transaction.atomic(using=DB):
-        SystemCredential.objects.using(DB).create(
-            system=system,
-            prefix=prefix,
-            secret_hash=gateway.secret_hash(secret),
-            created_at=clock.now(),
-            created_by=gateway.clean_actor(actor),
-            expires_at=expires_at,
-        )
-        _admin_event(
-            system_code,
-            actor,
-            "credential_issue",
-            credential=prefix,
-            expires=expires_at.isoformat() if expires_at else None,
-        )
+    SystemCredential.objects.using(DB).create(
+        system=system,
+        prefix=prefix,
+        secret_hash=gateway.secret_hash(secret),
+        created_at=clock.now(),
+        created_by=gateway.clean_actor(actor),
+        expires_at=expires_at,
+    )
+    _admin_event(
+        system.code,
+        actor,
+        "credential_issue",
+        credential=prefix,
+        expires=expires_at.isoformat() if expires_at else None,
+    )
     return f"{gateway.TOKEN_PREFIX}_{prefix}_{secret}"
 
 
+def credential_prefix(value: str) -> str:
+    """The prefix of a credential however an operator spells it: the bare prefix (as
+    ``credential list`` prints it), ``kl_<prefix>`` (as the docs write it) or a whole token."""
+    value = (value or "").strip()
+    parsed = gateway.parse_token(value)
+    if parsed is not None:
+        return parsed[0]
+    return value.removeprefix(f"{gateway.TOKEN_PREFIX}_")
+
+
+def _locked_credential(prefix: str) -> SystemCredential:
+    cred = (
+        SystemCredential.objects.using(DB)
+        .select_for_update()
+        .select_related("system")
+        .filter(prefix=credential_prefix(prefix))
+        .first()
+    )
+    if cred is None:
+        raise NotFound("連携認証情報が見つかりません")
+    return cred
+
+
+def _revoke(cred: SystemCredential, actor: str) -> None:
+    if cred.revoked_at is None:
+        cred.revoked_at = clock.now()
+        cred.save(using=DB, update_fields=["revoked_at"])
+        _admin_event(cred.system.code, actor, "credential_revoke", credential=cred.prefix)
+
+
 def revoke_credential(prefix: str, *, actor: str) -> None:
-    """Revoke a credential at once (this process forgets it now; others within seconds)."""
+    """Revoke a credential at once (this process forgets it now; others within seconds).
+
+    ``prefix``: as :func:`credential_prefix` reads it (bare, ``kl_<prefix>`` or a token).
+    """
     with transaction.atomic(using=DB):
-        cred = (
-            SystemCredential.objects.using(DB)
-            .select_for_update()
-            .select_related("system")
-            .filter(prefix=prefix)
-            .first()
-        )
-        if cred is None:
-            raise NotFound("連携認証情報が見つかりません")
-        if cred.revoked_at is None:
-            cred.revoked_at = clock.now()
-            cred.save(using=DB, update_fields=["revoked_at"])
-            _admin_event(cred.system.code, actor, "credential_revoke", credential=prefix)
-    gateway.forget(prefix)
+        cred = _locked_credential(prefix)
+        _revoke(cred, actor)
+    gateway.forget(cred.prefix)
 
 
 def rotate_credential(prefix: str, *, actor: str, revoke_old: bool = False) -> str:
     """A new credential for the same system; the old one stays valid unless ``revoke_old``
-    (so a caller can switch over without a gap, then revoke)."""
-    cred = SystemCredential.objects.using(DB).select_related("system").filter(prefix=prefix).first()
-    if cred is None:
-        raise NotFound("連携認証情報が見つかりません")
-    token = issue_credential(cred.system.code, actor=actor, expires_at=None)
+    (so a caller can switch over without a gap, then revoke). One transaction: with
+    ``revoke_old`` the system is never left with both, nor with neither."""
+    with transaction.atomic(using=DB):
+        old = _locked_credential(prefix)
+        token = _issue(old.system, actor=actor, expires_at=None)
+        if revoke_old:
+            _revoke(old, actor)
     if revoke_old:
-        revoke_credential(prefix, actor=actor)
+        gateway.forget(old.prefix)
     return token
 
 

@@ -29,7 +29,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security.http import HttpBearer
 
-from kenshin.linkage import clients, contract
+from kenshin.linkage import clients, contract, gateway
 from kenshin.linkage import schemas as s
 
 logger = logging.getLogger(__name__)
@@ -76,13 +76,15 @@ _ERRORS = {
 
 
 @dataclass(frozen=True)
-class Caller:
-    """What a request says about its caller. Checked by InProcessClient, not here."""
+class BearerToken:
+    """The credential a request presents, unchecked (InProcessClient, or for a request that
+    does not fit the schema :func:`_refuse_or_log_invalid`, checks it — gateway.authenticate).
+    Not gateway.Caller, which is what an *accepted* credential becomes."""
 
     token: str
 
     def __repr__(self) -> str:  # never the token
-        return "<Caller>"
+        return "<BearerToken>"
 
 
 class BearerCredential(HttpBearer):
@@ -93,12 +95,16 @@ class BearerCredential(HttpBearer):
     before that, and logs the header in DEBUG mode.
     """
 
-    def __call__(self, request: HttpRequest) -> Caller:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        return Caller(token.strip() if scheme.lower() == "bearer" else "")
+    def __call__(self, request: HttpRequest) -> BearerToken:
+        return BearerToken(_token(request))
 
-    def authenticate(self, request: HttpRequest, token: str) -> Caller:  # pragma: no cover
-        return Caller(token)
+    def authenticate(self, request: HttpRequest, token: str) -> BearerToken:  # pragma: no cover
+        return BearerToken(token)
+
+
+def _token(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 class LinkageAPI(NinjaAPI):
@@ -218,8 +224,39 @@ def _linkage_error(request: HttpRequest, exc: contract.LinkageError) -> HttpResp
     return _error(request, exc.http_status, exc.code, str(exc))
 
 
+def _refuse_or_log_invalid(request: HttpRequest) -> HttpResponse | None:
+    """A request whose body did not fit is still a call: authenticate it like any other.
+
+    Why: ninja validates the body before our operation (and so InProcessClient) runs. Without
+    this, a wrong credential or 事務 with a malformed body would get 422 instead of the 403
+    an in-process call gets, and the call would leave no LinkageEvent — but every call writes
+    one. Returns the 403 (the gateway logged the refusal), or None after logging the accepted
+    caller's call as ``invalid``.
+    """
+    operation = _event_operation(request)
+    try:
+        caller = gateway.authenticate(
+            _token(request), request.headers.get(JIMU_HEADER, ""), _actor(request), operation
+        )
+    except contract.Refused as exc:
+        return _linkage_error(request, exc)
+    gateway.record(caller, operation, "", contract.InvalidInput.code)
+    return None
+
+
+def _event_operation(request: HttpRequest) -> str:
+    """The LinkageEvent operation of the request's path (as InProcessClient names it)."""
+    for method, path in OPERATIONS.items():
+        if request.path.endswith(path):
+            return EVENT_OPERATIONS.get(method, method)
+    return "unknown"
+
+
 @api.exception_handler(ValidationError)
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    refused = _refuse_or_log_invalid(request)
+    if refused is not None:
+        return refused
     return _error(request, 422, contract.InvalidInput.code, describe_validation_error(exc.errors))
 
 
@@ -233,6 +270,10 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     # ninja's own (a body that is not JSON, none at all): its English text may quote the
     # body. A request that cannot be read is invalid input, as the contract's 422.
     status = 422 if exc.status_code == 400 else exc.status_code
+    if status == 422:
+        refused = _refuse_or_log_invalid(request)
+        if refused is not None:
+            return refused
     return _error(request, status, contract.InvalidInput.code, "要求の本文を読み取れません。")
 
 
@@ -373,4 +414,12 @@ OPERATIONS = {
     "request_merge": "/merges/request",
     "request_unmerge": "/merges/request-unmerge",
     "decide_merge": "/merges/decide",
+}
+# The LinkageEvent operation where it differs from the method's name (clients.InProcessClient
+# names them; test_api checks the two agree).
+EVENT_OPERATIONS = {
+    "register_many": "register",
+    "request_merge": "merge_request",
+    "request_unmerge": "unmerge_request",
+    "decide_merge": "merge_decide",
 }

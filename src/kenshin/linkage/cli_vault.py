@@ -20,7 +20,9 @@ from kenshin.linkage import crypto, keys, provision, rotation
 ACTIONS = ("keys", "rotate-key", "grant-roles")
 
 
-def _default_actor() -> str:
+def default_actor() -> str:
+    """Who an operator's command is logged as, unless --actor says otherwise (every
+    ``kenshin linkage`` sub-command uses this one)."""
     try:
         return f"cli:{getpass.getuser()}"[:150]
     except (KeyError, OSError):  # pragma: no cover - no user name in a container
@@ -88,7 +90,7 @@ def handle(options: dict, stdout: Any, stderr: Any) -> int:
 
 def _keys(options: dict, out: Any) -> int:
     which = options["keys_action"]
-    actor = options.get("actor") or _default_actor()
+    actor = options.get("actor") or default_actor()
     if which == "init":
         path = keys.init()
         out.write(
@@ -146,7 +148,7 @@ def _rotate(options: dict, out: Any) -> int:
         batch_size=max(1, options["batch"]),
         progress=getattr(out, "_out", out),  # the raw stream: the line rewrites itself
         stop_after=options.get("limit_batches"),
-        actor=options.get("actor") or _default_actor(),
+        actor=options.get("actor") or default_actor(),
     )
     rate = result.rows / result.seconds if result.seconds > 0 else 0.0
     out.write(

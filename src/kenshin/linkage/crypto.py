@@ -171,11 +171,6 @@ class Keyring:
             ) from None
         return plain.decode("utf-8")
 
-    @staticmethod
-    def key_id_of(blob: bytes | memoryview) -> int:
-        """The key id a blob was encrypted under (its first byte)."""
-        return bytes(blob[:1])[0]
-
     def blind_index(self, normalized: str) -> bytes:
         """HMAC-SHA256 of the 12 digits under the index key (32 bytes).
 

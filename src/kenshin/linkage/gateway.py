@@ -14,13 +14,16 @@ the whole token (so a wrong secret never hits the cache). Revoking in this proce
 entry at once; another process (a second ``linkage serve`` worker) notices within
 ``CACHE_SECONDS``. Expiry is honoured exactly: an entry never outlives its credential.
 
-Events are written with one INSERT on the ``linkage`` connection. Inside an action they share
-the action's transaction (actions.py); for reads and refusals they commit on their own. On
-PostgreSQL such a stand-alone log entry commits with ``synchronous_commit = off`` for that one
-transaction: waiting for the WAL flush would cap look-ups at about 1,000/s on one connection,
-and a crash can lose at most the last fraction of a second of *read* log entries — the same
-guarantee SQLite gives in WAL mode with ``synchronous=NORMAL`` (settings). Registrations, merges
-and credential changes (and their events) always commit durably: a 統合宛名番号 that was handed
+Events are written only through :func:`insert_event` (one INSERT on the ``linkage``
+connection) or :func:`insert_events` (a batch), both building their rows with
+:func:`event_values`, which passes the actor through :func:`clean_actor`. Inside an action
+they share the action's transaction (actions.py); for reads and refusals they commit on their
+own. On PostgreSQL such a stand-alone log entry commits with ``synchronous_commit = off`` for
+that one transaction: waiting for the WAL flush would cap look-ups at about 1,000/s on one
+connection, and a crash can lose at most the last fraction of a second of *read* log entries —
+the same guarantee SQLite gives in WAL mode with ``synchronous=NORMAL`` (settings).
+Registrations, merges, credential changes and key rotations (and their events, written with
+``durable=True``) always commit durably: a 統合宛名番号 that was handed
 out must never be issued again after a crash.
 """
 
@@ -28,9 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -40,11 +45,11 @@ from django.db import connections
 
 from kenshin.core import clock
 from kenshin.core import mynumber as core_mynumber
+from kenshin.core.bulk import bulk_insert
 from kenshin.linkage import rules
 from kenshin.linkage.contract import Refused
-from kenshin.linkage.models import LinkageEvent, SystemCredential
+from kenshin.linkage.models import DB, LinkageEvent, SystemCredential
 
-DB = "linkage"
 CACHE_SECONDS = 5.0
 # The literal first part of every token (not a secret).
 TOKEN_PREFIX = "kl"  # noqa: S105  # nosec B105
@@ -222,61 +227,74 @@ EVENT_SQL_ASYNC = (
 )
 
 
-def insert_event(
+def event_values(
     *,
     system_code: str,
     actor: str,
     jimu: str,
     operation: str,
-    unified: str,
-    result: str,
+    unified: str = "",
+    result: str = "ok",
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
-) -> None:
-    """Append one LinkageEvent with a single INSERT (the hot path of every look-up).
+) -> tuple:
+    """One LinkageEvent's values in the order of EVENT_FIELDS, not yet adapted to a database.
 
-    ``detail`` holds codes and 統合宛名番号 only — callers never put a 個人番号, a token or
+    Why one builder: every writer of the log (a look-up, a refusal, a batch of registrations,
+    an administrator's change, a key rotation) goes through it, so the actor is always passed
+    through :func:`clean_actor` — no 個人番号 look-alike, bounded length — whoever called.
+    ``detail`` holds codes and 統合宛名番号 only: callers never put a 個人番号, a token or
     free text from outside in it.
     """
-    conn = connections[DB]
-    params = (
-        _at_field.get_db_prep_value(at or clock.now(), conn),
+    return (
+        at or clock.now(),
         system_code,
-        actor,
+        clean_actor(actor),
         jimu,
         operation,
         unified,
         result,
-        _detail_field.get_db_prep_value(detail or {}, conn),
+        detail or {},
     )
-    # A log entry on its own (autocommit) on PostgreSQL commits without waiting for the WAL
-    # flush (module docstring), in the same single round trip. Inside a caller's transaction
-    # the plain INSERT: that transaction's commit must stay durable.
-    sql = EVENT_SQL_ASYNC if conn.vendor == "postgresql" and not conn.in_atomic_block else EVENT_SQL
+
+
+def insert_event(*, durable: bool = False, **values: Any) -> None:
+    """Append one LinkageEvent with a single INSERT (the hot path of every look-up).
+
+    ``values``: the keywords of :func:`event_values`. ``durable=False`` (reads, refusals): on
+    PostgreSQL, outside a transaction, the entry commits without waiting for the WAL flush
+    (module docstring). ``durable=True`` (state changes, administration, key rotation): always
+    the plain INSERT. Inside a caller's transaction it is always the plain INSERT — that
+    transaction's commit must stay durable.
+    """
+    conn = connections[DB]
+    at, *middle, detail = event_values(**values)
+    params = (
+        _at_field.get_db_prep_value(at, conn),
+        *middle,
+        _detail_field.get_db_prep_value(detail, conn),
+    )
+    fast = not durable and conn.vendor == "postgresql" and not conn.in_atomic_block
     with conn.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(EVENT_SQL_ASYNC if fast else EVENT_SQL, params)
 
 
-def event(
-    caller: Caller,
-    operation: str,
-    unified: str = "",
-    result: str = "ok",
-    detail: dict[str, Any] | None = None,
-    *,
-    at: datetime | None = None,
-) -> LinkageEvent:
-    """An unsaved LinkageEvent for ``caller`` (actions bulk-insert these in their transaction)."""
-    return LinkageEvent(
-        at=at or clock.now(),
-        system_code=caller.system_code,
-        actor=caller.actor,
-        jimu_code=caller.jimu,
-        operation=operation,
-        unified_atena_no=unified,
-        result=result,
-        detail=detail or {},
-    )
+def insert_events(rows: Iterable[tuple]) -> None:
+    """Append many LinkageEvents at once (a batch of registrations), inside the caller's
+    transaction: COPY on PostgreSQL, executemany on SQLite (core.bulk).
+
+    ``rows``: tuples made by :func:`event_values`, adapted here the way the ORM stores them.
+    """
+    conn = connections[DB]
+    adapt = conn.ops.adapt_datetimefield_value
+    stamps: dict[datetime, Any] = {}  # a batch shares one timestamp: adapt it once
+    out = []
+    for at, *middle, detail in rows:
+        if at not in stamps:
+            stamps[at] = adapt(at)
+        out.append((stamps[at], *middle, json.dumps(detail)))
+    if out:
+        bulk_insert(LinkageEvent, EVENT_FIELDS, out, using=DB)
 
 
 def record(caller: Caller, operation: str, unified: str = "", result: str = "ok", **detail: Any):

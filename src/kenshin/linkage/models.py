@@ -16,6 +16,10 @@ from __future__ import annotations
 
 from django.db import models
 
+# The database alias every linkage table lives on (settings.DATABASES, core.dbrouter). The one
+# definition: actions, gateway, rotation and provision import it.
+DB = "linkage"
+
 
 class NumberCounter(models.Model):
     """The last serial issued for a kind of number (one row: "unified_atena_no")."""

@@ -27,8 +27,8 @@ from pathlib import Path
 from django.db import connections
 
 from kenshin.linkage import schema
+from kenshin.linkage.models import DB
 
-DB = "linkage"
 _ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 # What the linkage server may do per table; any table not named here gets the full DML set.

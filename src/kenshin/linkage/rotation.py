@@ -21,12 +21,10 @@ from typing import TextIO
 from django.db import connections, transaction
 from django.db.models import Count
 
-from kenshin.core import clock
 from kenshin.core.progress import ProgressLine
-from kenshin.linkage import crypto
-from kenshin.linkage.models import LinkageEvent, MyNumber
+from kenshin.linkage import crypto, gateway
+from kenshin.linkage.models import DB, MyNumber
 
-DB = "linkage"
 SYSTEM = "linkage"  # events the server writes about itself, not on behalf of a caller
 
 
@@ -46,16 +44,20 @@ def key_usage() -> dict[int, int]:
 
 
 def record_event(operation: str, actor: str, result: str, detail: dict) -> None:
-    """One vault event in the linkage server's log (key changes, rotations)."""
-    LinkageEvent.objects.using(DB).create(
-        at=clock.now(),
+    """One vault event in the linkage server's log (key changes, rotations).
+
+    Through gateway.insert_event like every other event: the actor (an operator's --actor)
+    is cleaned the same way, so a 個人番号 typed there is stored masked. Durable: a key change
+    must not lose its log entry in a crash.
+    """
+    gateway.insert_event(
         system_code=SYSTEM,
-        actor=actor[:150],
-        jimu_code="",
+        actor=actor,
+        jimu="",
         operation=operation,
-        unified_atena_no="",
         result=result,
         detail=detail,
+        durable=True,
     )
 
 

@@ -10,7 +10,9 @@ them with ``from kenshin.linkage.tests.http_server import *``):
     ``credential issue kenshin``, then ``kenshin linkage serve --bind 127.0.0.1:<free port>
     --workers 1 --threads 4``, every command with
     ``DJANGO_SETTINGS_MODULE=kenshin.linkage.server_settings`` and the test keys inherited from
-    the environment (root conftest). Waits for /healthz. Terminated at the end of the session.
+    the environment (root conftest). Waits for /healthz. Terminated at the end of the session;
+    what it logged after the last test's capture is then handed to the guard and scanned at
+    once (the guard's own test has run by then): a hit fails the session's teardown.
     The server's database is *not* reset between tests: use unique 宛名番号 / 個人番号 per test.
 
 ``http_linkage_client`` (function; the server is shared)
@@ -25,8 +27,8 @@ them with ``from kenshin.linkage.tests.http_server import *``):
 
 ``http_linkage_admin`` (function)
     Runs `kenshin linkage …` in the server's environment: ``add_system(code, jimu_codes,
-    name=None)``, ``issue_credential(system) -> token``, ``revoke(prefix)`` (returns once the
-    server can no longer accept it: the server caches a credential for
+    name=None)``, ``issue_credential(system) -> token``, ``revoke(prefix or token)`` (returns
+    once the server can no longer accept it: the server caches a credential for
     gateway.CACHE_SECONDS), ``client(token, jimu) -> HttpClient``, ``cli(*args) -> stdout``,
     and ``url``. Each command is a new process (~1 s).
 """
@@ -236,20 +238,48 @@ def stop_server(server: LinkageServer) -> None:
         server.process.wait(timeout=10)
 
 
-def _capture_log(config: pytest.Config, server: LinkageServer) -> None:
-    """Hand the server's new log lines to the leak guard (MN-03), as logs of this test."""
+LOG_SOURCE = "kenshin linkage serve"
+
+
+def _capture_log(config: pytest.Config, server: LinkageServer) -> str:
+    """Hand the server's new log lines to the leak guard (MN-03), as logs of this test.
+    Returns them."""
     text = server.new_log()
     if not text:
-        return
+        return ""
     try:
         from tests.plugins.leakguard import CAPTURE
     except ImportError:  # pragma: no cover - the guard is part of the suite
-        return
-    config.stash[CAPTURE].add("log", "kenshin linkage serve", text)
+        return text
+    config.stash[CAPTURE].add("log", LOG_SOURCE, text)
+    return text
+
+
+def _scan_last_lines(config: pytest.Config, text: str) -> list[str]:
+    """Scan what the server wrote after the last test's capture (shutting down, or the tail
+    of a test that used only ``http_linkage_server``).
+
+    Why here and not only through the capture: this runs when the session's fixtures are torn
+    down — after tests/test_zz_leak_guard.py has already scanned the capture. Masked findings.
+    """
+    if not text:
+        return []
+    from kenshin.core.leakguard import NameMatcher, scan
+
+    try:
+        from tests.plugins.leakguard import CAPTURE
+    except ImportError:  # pragma: no cover - the guard is part of the suite
+        names: set[str] = set()
+    else:
+        names = config.stash[CAPTURE].names
+    hits = scan(text, NameMatcher(names), where=f"log [{LOG_SOURCE}] @ session end")
+    return [str(hit) for hit in hits]
 
 
 @pytest.fixture(scope="session")
-def http_linkage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LinkageServer]:
+def http_linkage_server(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LinkageServer]:
     workdir = tmp_path_factory.mktemp("linkage-http")
     main_url = os.environ.get("DATABASE_URL", "")
     admin = ""
@@ -267,8 +297,16 @@ def http_linkage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Li
         yield server
     finally:
         stop_server(server)
+        # Every line the server wrote reaches the leak guard, the last ones included.
+        hits = _scan_last_lines(pytestconfig, _capture_log(pytestconfig, server))
         if admin:
             _drop_postgres(admin, database_url)
+    if hits:
+        pytest.fail(
+            "個人番号または住民の氏名が番号連携サーバのログに出ています（値は伏せて表示）:\n"
+            + "\n".join(hits[:50]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture
@@ -312,8 +350,7 @@ class LinkageAdmin:
         """Revoke, then wait until the server's credential cache has let go of it."""
         from kenshin.linkage import gateway
 
-        if prefix.startswith("kl_"):  # a whole token was given
-            prefix = prefix.split("_")[1]
+        # The command itself reads a bare prefix, kl_<prefix> or a whole token.
         self.cli("credential", "revoke", prefix)
         time.sleep(gateway.CACHE_SECONDS + 0.5)
 

@@ -252,3 +252,107 @@ def test_healthz(client, server_urls, db) -> None:
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
     assert response["Cache-Control"] == "no-store"
+
+
+# --- a body that does not fit is still an authenticated, logged call --------------------------
+
+
+def _last_event() -> LinkageEvent:
+    return LinkageEvent.objects.using("linkage").order_by("-id").first()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"token": ""}, {"token": "kl_0123456789ab_" + "x" * 43}, {"jimu": "chiho_zei"}],
+    ids=["no-credential", "unknown-credential", "jimu-not-allowed"],
+)
+@pytest.mark.parametrize("body", ["schema", "not-json"])
+def test_bad_credential_with_a_bad_body_is_refused_403_and_logged(
+    call, client, settings, kwargs, body
+) -> None:
+    """The same answer an in-process call gets: authentication comes before the body."""
+    number = synthetic_my_number()
+    before = LinkageEvent.objects.using("linkage").count()
+    if body == "schema":
+        response = call("find-by-my-number", {"my_number": number * 4}, **kwargs)
+    else:
+        token = kwargs.get("token", settings.LINKAGE_CREDENTIAL)
+        headers = {"X-Linkage-Jimu": kwargs.get("jimu", JIMU), "X-Linkage-Actor": "hokenshi1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = client.post(
+            BASE + "find-by-my-number",
+            data="{not json",
+            content_type="application/json",
+            headers=headers,
+        )
+    assert response.status_code == 403
+    assert response.json()["code"] == "refused"
+    assert number not in response.content.decode()
+    assert LinkageEvent.objects.using("linkage").count() == before + 1
+    event = _last_event()
+    assert (event.operation, event.result) == ("find_by_my_number", "refused")
+
+
+@pytest.mark.parametrize(
+    ("op", "body", "operation"),
+    [
+        ("find-by-my-number", {"my_number": "MYNUMBER" * 4}, "find_by_my_number"),
+        ("register", {"atena_no": "X1"}, "register"),
+        ("register-many", {"atenas": "none"}, "register"),
+        ("merges/request", {"survivor": 1}, "merge_request"),
+        ("merges/request-unmerge", {"merge_id": "x"}, "unmerge_request"),
+        ("merges/decide", {"request_id": 1}, "merge_decide"),
+        ("person", {}, "person"),
+    ],
+)
+def test_good_credential_with_a_bad_body_is_422_and_logged_invalid(
+    call, op, body, operation
+) -> None:
+    number = synthetic_my_number()
+    body = {
+        k: (v.replace("MYNUMBER", number) if isinstance(v, str) else v) for k, v in body.items()
+    }
+    before = LinkageEvent.objects.using("linkage").count()
+    response = call(op, body)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid"
+    assert not find_all(response.content.decode("unicode_escape"))  # never echoes a value
+    assert LinkageEvent.objects.using("linkage").count() == before + 1
+    event = _last_event()
+    assert (event.operation, event.result, event.actor) == (operation, "invalid", "hokenshi1")
+    assert event.system_code == "kenshin" and event.jimu_code == JIMU
+    assert number not in json.dumps(event.detail)
+
+
+def test_good_credential_with_a_body_that_is_not_json_is_422_and_logged_invalid(
+    client, settings, server_urls
+) -> None:
+    before = LinkageEvent.objects.using("linkage").count()
+    response = client.post(
+        BASE + "reveal-my-number",
+        data="{not json",
+        content_type="application/json",
+        headers={
+            "Authorization": f"Bearer {settings.LINKAGE_CREDENTIAL}",
+            "X-Linkage-Jimu": JIMU,
+            "X-Linkage-Actor": "hokenshi1",
+        },
+    )
+    assert response.status_code == 422
+    assert LinkageEvent.objects.using("linkage").count() == before + 1
+    event = _last_event()
+    assert (event.operation, event.result) == ("reveal_my_number", "invalid")
+
+
+def test_event_operations_are_the_in_process_clients_names() -> None:
+    """api.EVENT_OPERATIONS (used for a body that never reached InProcessClient) says what
+    InProcessClient logs for each method."""
+    import re
+
+    from kenshin.linkage import clients
+
+    for method in api.OPERATIONS:
+        source = inspect.getsource(getattr(clients.InProcessClient, method))
+        logged = re.search(r'self\._caller\(actor, "([a-z_]+)"\)', source).group(1)
+        assert api.EVENT_OPERATIONS.get(method, method) == logged, method

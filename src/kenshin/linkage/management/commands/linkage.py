@@ -5,7 +5,8 @@
     kenshin linkage system add CODE --name 名称 --jimu kenko_zoshin[,…]
     kenshin linkage system list
     kenshin linkage credential issue SYSTEM [--expires DAYS]
-    kenshin linkage credential revoke PREFIX
+    kenshin linkage credential revoke PREFIX          (PREFIX, kl_PREFIX or the whole token)
+    kenshin linkage credential rotate PREFIX [--revoke-old]
     kenshin linkage credential list [--system CODE]
     kenshin linkage keys | rotate-key | grant-roles      (the vault: cli_vault.py)
 
@@ -16,7 +17,6 @@ vault's sub-commands are cli_vault's. On the linkage server's own machine run th
 
 from __future__ import annotations
 
-import getpass
 import os
 import sys
 from datetime import timedelta
@@ -24,24 +24,11 @@ from datetime import timedelta
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from kenshin.linkage import contract, server
+from kenshin.linkage import cli_vault, contract, server
+from kenshin.linkage.cli_vault import default_actor
 
-VAULT_ACTIONS = ("keys", "rotate-key", "grant-roles")
 # What an operator can fix (unknown system, bad 事務 code …): shown without a traceback.
 OPERATOR_ERRORS = (contract.LinkageError, ValueError, LookupError)
-
-
-def _cli_vault():
-    """H1's vault sub-commands, if present (imported lazily: keys need not exist to serve)."""
-    try:
-        from kenshin.linkage import cli_vault
-    except ImportError:
-        return None
-    return cli_vault
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"[:150]
 
 
 class Command(BaseCommand):
@@ -71,13 +58,21 @@ class Command(BaseCommand):
         issue.add_argument("system", help="システムコード")
         issue.add_argument("--expires", type=int, metavar="DAYS", help="有効期限（日数）")
         revoke = cred_sub.add_parser("revoke", help="認証情報を失効させます")
-        revoke.add_argument("prefix", help="認証情報の識別子（kl_<識別子>_…）")
+        which_help = "認証情報の識別子（一覧の表示のまま、kl_<識別子>、または認証情報そのもの）"
+        revoke.add_argument("prefix", help=which_help)
+        rotate = cred_sub.add_parser(
+            "rotate", help="同じシステムの認証情報を新しく発行します（1 回だけ表示）"
+        )
+        rotate.add_argument("prefix", help=which_help)
+        rotate.add_argument(
+            "--revoke-old",
+            action="store_true",
+            help="古い認証情報を同時に失効させます（既定: 切替えが済むまで有効のまま）",
+        )
         lst = cred_sub.add_parser("list", help="認証情報の一覧（秘密の部分は表示しません）")
         lst.add_argument("--system", default="", help="システムコードで絞り込み")
 
-        vault = _cli_vault()
-        if vault is not None:
-            vault.add_arguments(sub)
+        cli_vault.add_arguments(sub)
 
     def handle(self, *args, **options):
         action = options["action"]
@@ -96,11 +91,8 @@ class Command(BaseCommand):
             self._system(options)
         elif action == "credential":
             self._credential(options)
-        elif action in VAULT_ACTIONS:
-            vault = _cli_vault()
-            if vault is None:  # pragma: no cover - only before the vault is installed
-                raise CommandError(f"{action} はこの版では使えません。")
-            code = vault.handle(options, self.stdout, self.stderr)
+        elif action in cli_vault.ACTIONS:
+            code = cli_vault.handle(options, self.stdout, self.stderr)
             if code:
                 raise CommandError(f"{action} は完了しませんでした。", returncode=code)
 
@@ -127,7 +119,9 @@ class Command(BaseCommand):
         if options["system_action"] == "add":
             jimu = [j.strip() for j in options["jimu"].split(",") if j.strip()]
             try:
-                actions.register_system(options["code"], options["name"], jimu, actor=_actor())
+                actions.register_system(
+                    options["code"], options["name"], jimu, actor=default_actor()
+                )
             except OPERATOR_ERRORS as exc:
                 raise CommandError(str(exc)) from exc
             self.stdout.write(
@@ -157,17 +151,26 @@ class Command(BaseCommand):
                     raise CommandError("--expires は 1 以上の日数で指定してください。")
                 expires = clock.now() + timedelta(days=days) if days else None
                 token = actions.issue_credential(
-                    options["system"], actor=_actor(), expires_at=expires
+                    options["system"], actor=default_actor(), expires_at=expires
                 )
-                # The token alone on stdout (scripts read it); the advice on stderr.
-                self.stdout.write(token)
+                self._show_token(token)
+            elif which == "rotate":
+                token = actions.rotate_credential(
+                    options["prefix"], actor=default_actor(), revoke_old=options["revoke_old"]
+                )
+                self._show_token(token)
+                old = actions.credential_prefix(options["prefix"])
                 self.stderr.write(
-                    "この認証情報は今回だけ表示します。連携システムの設定"
-                    "（KENSHIN_LINKAGE_CREDENTIAL または認証情報ファイル）に保管してください。"
+                    f"古い認証情報 {old} は失効させました。"
+                    if options["revoke_old"]
+                    else f"古い認証情報 {old} は有効のままです。切り替えたら"
+                    f" kenshin linkage credential revoke {old} で失効させてください。"
                 )
             elif which == "revoke":
-                actions.revoke_credential(options["prefix"], actor=_actor())
-                self.stdout.write(f"認証情報 {options['prefix']} を失効させました。")
+                prefix = actions.credential_prefix(options["prefix"])
+                actions.revoke_credential(prefix, actor=default_actor())
+                # The prefix only, even if a whole token was given: the secret is never echoed.
+                self.stdout.write(f"認証情報 {prefix} を失効させました。")
             else:
                 rows = actions.list_credentials(options["system"])
                 if not rows:
@@ -176,6 +179,14 @@ class Command(BaseCommand):
                     self.stdout.write(_credential_line(row))
         except OPERATOR_ERRORS as exc:
             raise CommandError(str(exc)) from exc
+
+    def _show_token(self, token: str) -> None:
+        # The token alone on stdout (scripts read it); the advice on stderr.
+        self.stdout.write(token)
+        self.stderr.write(
+            "この認証情報は今回だけ表示します。連携システムの設定"
+            "（KENSHIN_LINKAGE_CREDENTIAL または認証情報ファイル）に保管してください。"
+        )
 
 
 def _credential_line(row: dict) -> str:
