@@ -88,7 +88,11 @@ def _linkage_credential(request, settings):
     Why autouse: residents imports and the staff pages reach the linkage server through
     linkage.services.client(), which needs a credential; each test gets a fresh one in its
     own (rolled-back) database. Tests without the linkage database skip this (no query).
+    The process-wide client is dropped first, so no test reuses another test's credential.
     """
+    from kenshin.linkage import services as linkage_services
+
+    linkage_services.reset_client()
     marker = request.node.get_closest_marker("django_db")
     if marker is None:
         return

@@ -9,10 +9,6 @@ from kenshin.accounts.breakglass import MAX_MINUTES
 from kenshin.accounts.models import Institution, Role, ScopeKind
 from kenshin.accounts.stepup import StepUpField
 
-STEP_UP_ERROR = (
-    "確認コードが正しくありません。認証アプリに表示されている最新の6桁を入力してください。"
-)
-
 
 class StepUpForm(forms.Form):
     """A POST that only needs the actor's fresh TOTP code (reset, disable, end sessions …)."""

@@ -22,7 +22,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from kenshin.accounts import access_review, actions, breakglass, grants, stepup
 from kenshin.accounts.admin_forms import (
-    STEP_UP_ERROR,
     AssignRoleForm,
     BreakGlassRequestForm,
     CreateUserForm,
@@ -84,7 +83,7 @@ def _verified(request: HttpRequest, form: Any, function: str) -> bool:
     if not form.is_valid():
         return False
     if not stepup.verify(request, form.cleaned_data["code"], function=function):
-        form.add_error("code", STEP_UP_ERROR)
+        form.add_error("code", stepup.STEP_UP_ERROR)
         return False
     return True
 

@@ -13,6 +13,11 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from kenshin.core import audit
 
+# What every form shows under a refused 確認コード (one wording across the system).
+STEP_UP_ERROR = (
+    "確認コードが正しくありません。認証アプリに表示されている最新の6桁を入力してください。"
+)
+
 
 class StepUpField(forms.CharField):
     """The 確認コード box every sensitive form carries."""

@@ -10,6 +10,7 @@ settings.LINKAGE_CREDENTIAL_FILE; settings.LINKAGE_JIMU).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -29,16 +30,41 @@ def credential() -> str:
     if token:
         return token
     name = getattr(settings, "LINKAGE_CREDENTIAL_FILE", "") or ""
-    if name:
-        try:
-            return Path(name).read_text(encoding="utf-8").strip()
-        except OSError:
-            return ""
-    return ""
+    if not name:
+        return ""
+    path = Path(name)
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    # Read the file again only when it changed (a new credential written by an operator or by
+    # ensure_embedded_setup): a page that calls client() pays one stat, not one read.
+    stamp = (name, st.st_ino, st.st_mtime_ns, st.st_size)
+    with _lock:
+        if _file_cache is not None and _file_cache[0] == stamp:
+            return _file_cache[1]
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    _remember_file(stamp, token)
+    return token
+
+
+def _remember_file(stamp: tuple, token: str) -> None:
+    global _file_cache
+    with _lock:
+        _file_cache = (stamp, token)
 
 
 def client() -> contract.LinkageClient:
-    """The linkage client for this system (HTTP if settings.LINKAGE_URL, else in-process)."""
+    """The linkage client for this system (HTTP if settings.LINKAGE_URL, else in-process).
+
+    One client per process and configuration: over HTTP its connection pool is kept alive
+    between calls (one TCP and TLS handshake per worker, not per page). The cache is keyed by
+    (URL, credential, 事務), so a changed setting or credential file yields a new client, and the
+    replaced one is closed. Both adapters are safe to share between threads.
+    """
     token = credential()
     if not token:
         raise NotConfigured(
@@ -47,13 +73,60 @@ def client() -> contract.LinkageClient:
         )
     jimu = settings.LINKAGE_JIMU
     url = (getattr(settings, "LINKAGE_URL", "") or "").strip()
+    key = (url, token, jimu)
+    global _client
+    with _lock:
+        if _client is not None and _client[0] == key:
+            return _client[1]
     if url:
         from kenshin.linkage.http_client import HttpClient
 
-        return HttpClient(url, token, jimu)
-    from kenshin.linkage.clients import InProcessClient
+        made: contract.LinkageClient = HttpClient(url, token, jimu)
+    else:
+        from kenshin.linkage.clients import InProcessClient
 
-    return InProcessClient(token, jimu)
+        made = InProcessClient(token, jimu)
+    with _lock:
+        old, _client = _client, (key, made)
+    if old is not None:
+        _close(old[1])
+    return made
+
+
+def reset_client() -> None:
+    """Forget (and close) the cached client and credential file: tests, and after rotation of
+    a credential that must take effect before the file's timestamp changes."""
+    global _client, _file_cache
+    with _lock:
+        old, _client, _file_cache = _client, None, None
+    if old is not None:
+        _close(old[1])
+
+
+def _close(client: object) -> None:
+    close = getattr(client, "close", None)
+    if callable(close):
+        close()
+
+
+_lock = threading.Lock()
+_client: tuple[tuple[str, str, str], contract.LinkageClient] | None = None
+_file_cache: tuple[tuple, str] | None = None
+
+
+def keys_from_environment() -> bool:
+    """True when the vault's keys come from the environment (KENSHIN_LINKAGE_KEYS,
+    KENSHIN_LINKAGE_ACTIVE_KEY or KENSHIN_LINKAGE_INDEX_KEY): the key file is then not read,
+    so setup must not create one."""
+    from kenshin.linkage import crypto
+
+    return crypto.env_in_use()
+
+
+def group_my_number(number: str) -> str:
+    """``1234 5678 9012``: a 個人番号 in three groups of four, as printed on the card, for the
+    one page that shows it in full."""
+    return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
 
 
 def ensure_embedded_setup(*, actor: str) -> None:

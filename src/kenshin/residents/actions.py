@@ -17,12 +17,13 @@ import csv
 import io
 import time
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import chain
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -30,11 +31,20 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from kenshin.core import audit, clock
 from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field
 from kenshin.core.progress import ProgressLine
+from kenshin.core.purposes import Purpose
 from kenshin.core.text import normalize_digits
-from kenshin.linkage.contract import AtenaIn, LinkageError
+from kenshin.linkage import services as linkage
+from kenshin.linkage.contract import AtenaIn, LinkageError, MergeView
 from kenshin.residents import rules
 from kenshin.residents.feed import FileFacts, RowStream, feed_kind_of, inspect_file
-from kenshin.residents.linking import LINK_FIELDS, Linker, atena_in, link_lines, linked_atena_nos
+from kenshin.residents.linking import (
+    LINK_FIELDS,
+    Linker,
+    atena_in,
+    link_lines,
+    linked_atena_nos,
+    write_links,
+)
 from kenshin.residents.models import (
     FeedImport,
     FeedKind,
@@ -45,6 +55,13 @@ from kenshin.residents.models import (
 from kenshin.residents.rules import ATENA, ATTRS, KIND, RECEIPT, VALID_FROM, FeedError
 
 MAX_ERRORS = 1000
+# A refused file changes nothing in the register. The linkage server may already hold 宛名 of
+# the batches sent before the error (it commits in its own database): harmless, since
+# registering again gives each the same 統合宛名番号 and the next import writes the links.
+NOTHING_WRITTEN = (
+    "住民記録には何も登録していません"
+    "（番号連携サーバに登録済みの宛名は、取り込み直すと同じ番号に結び付きます）"
+)
 ENCODING_LABELS = {"utf-8-sig": "UTF-8（BOM付き）", "utf-8": "UTF-8", "cp932": "CP932"}
 BATCH = 20_000
 # Above this size a full load into an empty register drops the search indexes and builds
@@ -104,7 +121,7 @@ class ImportReport:
             more = "以上" if len(self.errors) >= MAX_ERRORS else ""
             return (
                 f"{self.file_name}: 誤りが {len(self.errors):,} 件{more}あるため、"
-                "何も登録していません"
+                + NOTHING_WRITTEN
             )
         label = dict(FeedKind.choices).get(self.kind, self.kind)
         text = (
@@ -227,7 +244,7 @@ def import_feed_file(
                 FeedError(
                     0,
                     "",
-                    f"番号連携サーバに登録できませんでした（{exc}）。何も登録していません",
+                    f"番号連携サーバに登録できませんでした（{exc}）。" + NOTHING_WRITTEN,
                 )
             )
         except UnicodeDecodeError:
@@ -264,7 +281,7 @@ def import_feed_file(
                     0,
                     "",
                     f"データベースに書き込めませんでした（{type(exc.__cause__ or exc).__name__}）。"
-                    "何も登録していません。システム管理者に連絡してください",
+                    f"{NOTHING_WRITTEN}。システム管理者に連絡してください",
                 )
             )
     progress.finish(report.rows)
@@ -442,9 +459,11 @@ def _needing_registration(mc: str, atenas: list[AtenaIn], touched: set[str]) -> 
     rows carrying a 個人番号, and residents without a link yet. An unchanged, linked 宛名
     without a 個人番号 would only be registered again to the same 統合宛名番号."""
     need = [a for a in atenas if a.atena_no in touched or a.my_number]
-    rest = [a.atena_no for a in atenas if not (a.atena_no in touched or a.my_number)]
-    linked = linked_atena_nos(mc, rest) if rest else set()
-    return need + [a for a in atenas if a.atena_no in set(rest) - linked]
+    rest = [a for a in atenas if not (a.atena_no in touched or a.my_number)]
+    if not rest:
+        return need
+    linked = linked_atena_nos(mc, (a.atena_no for a in rest))  # one set, looked up per row
+    return need + [a for a in rest if a.atena_no not in linked]
 
 
 def _validate_full_rows(
@@ -459,21 +478,15 @@ def _validate_full_rows(
     mc = feed.municipality_code
     feed_id = feed.pk
     errors = report.errors
-    parse = rules.parse_resident_row
     batch: list = []
     atenas: list[AtenaIn] = []
-    my_number = ""
     for cells in rows:
         row = stream.row
-        if with_my_number:
-            parsed = _parse_row(cells, row, today_iso, errors, True)
-            rec = None if parsed is None else parsed[0]
-            my_number = "" if parsed is None else parsed[1]
-        else:
-            rec = parse(cells, row, today_iso, errors)
-        if rec is None:
+        parsed = _parse_row(cells, row, today_iso, errors, with_my_number)
+        if parsed is None:
             _check_cap(report)
             continue
+        rec, my_number = parsed
         if rec[KIND] != "full_load":
             _add_error(
                 report,
@@ -500,7 +513,7 @@ def _validate_full_rows(
             batch.append(_copy_line(mc, rec, feed_id, row))
         else:
             batch.append((mc, atena, rec[1], None, rec[0], rec[2], *rec[4:], feed_id, row))
-        atenas.append(atena_in(rec, my_number))
+        atenas.append(atena_in(atena, rec[ATTRS], my_number))
         if len(batch) >= BATCH:
             flush(batch, atenas, report)
             batch, atenas = [], []
@@ -713,25 +726,11 @@ def _import_diff(stream, rows, feed, report, progress, today_iso, linker, with_m
                 closes.append((v.pk, v.valid_to))
     to_register = {row[1] for row in new_rows} | set(my_numbers)
     linker.link(
-        [_atena_of_version(a, timelines[a][-1], my_numbers.get(a, "")) for a in sorted(to_register)]
+        [atena_in(a, timelines[a][-1].attrs, my_numbers.get(a, "")) for a in sorted(to_register)]
     )
     _close_versions(closes)
     if new_rows:
         bulk_insert(ResidentVersion, VERSION_FIELDS, new_rows)
-
-
-def _atena_of_version(atena_no: str, v: _Version, my_number: str) -> AtenaIn:
-    """A person's latest version as the 宛名 the linkage server keeps (see linking.atena_in)."""
-    name, kana, _kana_key, _name_key, sex, birth, _postal, address = v.attrs[:8]
-    return AtenaIn(
-        atena_no=atena_no,
-        name=name,
-        name_kana=kana,
-        birth_date=date.fromisoformat(birth),
-        sex=sex,
-        address=address,
-        my_number=my_number or None,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -845,3 +844,105 @@ def _create_search_indexes() -> None:
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         for statement in _index_statements(create=True):
             cursor.execute(statement)
+
+
+# ---------------------------------------------------------------------------------------------
+# 統合宛名番号 merges: staff request and decide them here, the linkage server applies them
+
+
+MERGE_FUNCTION = "linkage.merge"
+MERGE_PURPOSE = Purpose.DATA_CORRECTION
+
+
+def _merge_subject(merge_id: int) -> audit.Subject:
+    return audit.Subject("unified_merge", str(merge_id))
+
+
+def _username(request: Any) -> str:
+    return request.user.get_username()
+
+
+def request_merge(
+    request: Any, survivor: str, absorbed: str, *, reason: str, candidate_id: int
+) -> MergeView:
+    """Ask the linkage server to merge ``absorbed`` into ``survivor`` (a second person decides).
+
+    The linkage server logs the request in its own log; this system's audit log records it too,
+    with the candidate it came from. A refusal (LinkageError) is raised unrecorded here: nothing
+    was requested.
+    """
+    m = linkage.client().request_merge(survivor, absorbed, actor=_username(request), reason=reason)
+    audit.record(
+        audit.Event.CREATE, request, _merge_subject(m.id), MERGE_PURPOSE,
+        function=MERGE_FUNCTION, kind="merge", candidate=candidate_id,
+    )  # fmt: skip
+    return m
+
+
+def request_unmerge(request: Any, merge_id: int, *, reason: str) -> MergeView:
+    """Ask the linkage server to undo an applied merge (a second person decides); audited."""
+    u = linkage.client().request_unmerge(merge_id, actor=_username(request), reason=reason)
+    audit.record(
+        audit.Event.CREATE, request, _merge_subject(u.id), MERGE_PURPOSE,
+        function=MERGE_FUNCTION, kind="unmerge", merge=merge_id,
+    )  # fmt: skip
+    return u
+
+
+def decide_merge(request: Any, merge_id: int, *, approve: bool) -> MergeView:
+    """Approve or reject a pending request. The caller has checked a fresh second factor.
+
+    A refusal by the linkage server (e.g. the requester deciding their own request) is recorded
+    as denied and raised. Once a request is applied, the 宛名 of both numbers may belong to
+    another 統合宛名番号: this system's links are refreshed (refresh_links).
+    """
+    decision = "approve" if approve else "reject"
+    try:
+        decided = linkage.client().decide_merge(merge_id, actor=_username(request), approve=approve)
+    except LinkageError as exc:
+        audit.record(
+            audit.Event.UPDATE, request, _merge_subject(merge_id), MERGE_PURPOSE,
+            function=MERGE_FUNCTION, result=audit.Result.DENIED, decision=decision,
+            code=exc.code,
+        )  # fmt: skip
+        raise
+    audit.record(
+        audit.Event.UPDATE, request, _merge_subject(merge_id), MERGE_PURPOSE,
+        function=MERGE_FUNCTION, decision=decision, status=decided.status,
+    )  # fmt: skip
+    if decided.status == "applied":
+        refresh_links(request, [decided.survivor, decided.absorbed], merge_id=merge_id)
+    return decided
+
+
+def refresh_links(
+    request: Any,
+    unified_atena_nos: Iterable[str],
+    *,
+    merge_id: int | None = None,
+    municipality_code: str | None = None,
+) -> int:
+    """Copy the linkage server's current links of these numbers into ResidentLink; audited in
+    the same transaction.
+
+    One person() call per number: the 宛名 it holds belong to the number in force — itself, or
+    the survivor it was merged into — which is what find_by_atena would answer for each of them,
+    without a call per 宛名. The linkage server is asked before the transaction opens.
+    """
+    mc = municipality_code or settings.MUNICIPALITY_CODE
+    client = linkage.client()
+    actor = _username(request)
+    found: dict[str, str] = {}
+    for unified in dict.fromkeys(unified_atena_nos):
+        view = client.person(unified, actor=actor)
+        current = view.merged_into or view.unified_atena_no
+        for ref in view.atenas:
+            if ref.system_code == settings.LINKAGE_SYSTEM_CODE:
+                found[ref.atena_no] = current
+    with transaction.atomic():
+        write_links(mc, found)
+        audit.record(
+            audit.Event.UPDATE, request, audit.Subject("resident_link", mc), MERGE_PURPOSE,
+            function=MERGE_FUNCTION, linked=len(found), merge=merge_id,
+        )  # fmt: skip
+    return len(found)

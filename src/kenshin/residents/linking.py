@@ -44,19 +44,29 @@ _IN_CHUNK = (
 )
 
 
-def atena_in(rec: tuple, my_number: str = "") -> AtenaIn:
-    """The 宛名 the linkage server needs, from a parsed feed row (rules.parse_resident_row).
+# The register's attributes in ResidentVersion order (a parsed row's rules.ATTRS, a version's
+# attrs, actions.ATTR_FIELDS): the five 名寄せ items are read from these places.
+ATENA_ATTR_FIELDS = (
+    "name", "name_kana", "kana_key", "name_key", "sex", "birth_date", "postal_code", "address",
+)  # fmt: skip
 
-    The 住所 is the address without 方書: other systems keep the building name apart or not
-    at all, and the five-item match must see the same 住所 from each of them.
+
+def atena_in(atena_no: str, attrs: Sequence, my_number: str = "") -> AtenaIn:
+    """The 宛名 the linkage server needs, from a resident's attributes in ATENA_ATTR_FIELDS
+    order (a parsed feed row's rules.ATTRS, a version's attrs, or a query of those fields).
+
+    One builder for the import (full and diff) and `residents link`, so every path sends the
+    same five items. The 住所 is the address without 方書: other systems keep the building name
+    apart or not at all, and the five-item match must see the same 住所 from each of them.
     """
+    birth = attrs[5]
     return AtenaIn(
-        atena_no=rec[3],
-        name=rec[4],
-        name_kana=rec[5],
-        birth_date=date.fromisoformat(rec[9]),
-        sex=rec[8],
-        address=rec[11],
+        atena_no=atena_no,
+        name=attrs[0],
+        name_kana=attrs[1],
+        birth_date=birth if isinstance(birth, date) else date.fromisoformat(birth),
+        sex=attrs[4],
+        address=attrs[7],
         my_number=my_number or None,
     )
 
@@ -197,16 +207,13 @@ def link_unlinked(
     total = _unlinked(mc).count()
     progress = ProgressLine("統合宛名番号を連携しています", total, stdout)
     linker = Linker(mc, actor)
-    fields = ("atena_no", "name", "name_kana", "birth_date", "sex", "address")
+    fields = ("atena_no", *ATENA_ATTR_FIELDS)
     while stop_after is None or report.linked < stop_after:
         size = batch_size if stop_after is None else min(batch_size, stop_after - report.linked)
         rows = list(_unlinked(mc).values_list(*fields)[:size])
         if not rows:
             break
-        atenas = [
-            AtenaIn(atena_no=a, name=n, name_kana=k, birth_date=b, sex=s, address=ad)
-            for a, n, k, b, s, ad in rows
-        ]
+        atenas = [atena_in(row[0], row[1:]) for row in rows]
         with transaction.atomic():
             linker.link(atenas)
             audit.record(

@@ -21,9 +21,10 @@ from kenshin.core import audit, clock
 from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
 from kenshin.linkage import services as linkage
-from kenshin.residents import rules
+from kenshin.linkage.contract import MergeView
+from kenshin.residents import actions, rules
 from kenshin.residents.actions import ImportReport, import_feed_file
-from kenshin.residents.linking import LinkReport, link_unlinked, write_links
+from kenshin.residents.linking import LinkReport, link_unlinked
 from kenshin.residents.models import (
     ChangeKind,
     FeedImport,
@@ -445,21 +446,20 @@ def linked_residents(unified_atena_no: str, *, actor: str) -> list[ResidentRecor
     return [_record(v) for v in qs.values(*_RECORD_FIELDS)]
 
 
-def refresh_links(unified_atena_nos: Iterable[str], *, actor: str) -> int:
-    """Copy the linkage server's current links of these numbers into ResidentLink.
+def request_merge(
+    request: Any, survivor: str, absorbed: str, *, reason: str, candidate_id: int
+) -> MergeView:
+    """Request a merge of two 統合宛名番号 at the linkage server (audited; see actions)."""
+    return actions.request_merge(
+        request, survivor, absorbed, reason=reason, candidate_id=candidate_id
+    )
 
-    Called after a merge or unmerge was applied: the 宛名 of the absorbed number now belong to
-    the survivor (or back again), and the resident page must show the number in force.
-    """
-    client = linkage.client()
-    found: dict[str, str] = {}
-    for unified in unified_atena_nos:
-        for ref in client.atenas_of(unified, actor=actor):
-            if ref.system_code != settings.LINKAGE_SYSTEM_CODE:
-                continue
-            current = client.find_by_atena(ref.atena_no, actor=actor)
-            if current:
-                found[ref.atena_no] = current
-    with transaction.atomic():
-        write_links(settings.MUNICIPALITY_CODE, found)
-    return len(found)
+
+def request_unmerge(request: Any, merge_id: int, *, reason: str) -> MergeView:
+    """Request that an applied merge be undone (audited; see actions)."""
+    return actions.request_unmerge(request, merge_id, reason=reason)
+
+
+def decide_merge(request: Any, merge_id: int, *, approve: bool) -> MergeView:
+    """Approve or reject a request; on approval this system's links follow (see actions)."""
+    return actions.decide_merge(request, merge_id, approve=approve)

@@ -33,6 +33,7 @@ from kenshin.accounts import stepup
 from kenshin.core import audit
 from kenshin.core.permissions import requires
 from kenshin.core.purposes import label as purpose_label
+from kenshin.linkage import services as linkage
 from kenshin.linkage.contract import LinkageError
 from kenshin.residents import services
 from kenshin.residents.forms import FlagForm, PurposeForm, ResidentSearchForm, RevealForm
@@ -214,9 +215,6 @@ def person(request: HttpRequest, ref: str) -> HttpResponse:
 
 VIEW_MYNUMBER = "linkage.view_mynumber"
 REVEAL_MYNUMBER = "linkage.reveal_mynumber"
-STEP_UP_ERROR = (
-    "確認コードが正しくありません。認証アプリに表示されている最新の6桁を入力してください。"
-)
 NOT_LINKED = (
     "この方にはまだ統合宛名番号がありません（番号連携サーバに未登録）。"
     "システム管理者に「kenshin residents link」の実行を依頼してください。"
@@ -290,7 +288,7 @@ def reveal_my_number(request: HttpRequest, ref: str) -> HttpResponse:
             audit.Event.VIEW, request, atena_no, purpose,
             function=REVEAL_MYNUMBER, result=audit.Result.DENIED, reason="step_up",
         )  # fmt: skip
-        form.add_error("code", STEP_UP_ERROR)
+        form.add_error("code", stepup.STEP_UP_ERROR)
         return render(request, "residents/mynumber.html", context)
     try:
         number = services.reveal_my_number(
@@ -307,7 +305,7 @@ def reveal_my_number(request: HttpRequest, ref: str) -> HttpResponse:
         audit.Event.VIEW, request, atena_no, purpose,
         function=REVEAL_MYNUMBER, revealed=number is not None,
     )  # fmt: skip
-    grouped = " ".join(number[i : i + 4] for i in range(0, 12, 4)) if number else None
+    grouped = linkage.group_my_number(number) if number else None
     context.update(number=grouped, reveal_purpose=purpose_label(purpose))
     return render(request, "residents/reveal.html", context)
 

@@ -3,6 +3,7 @@ and decided by another with a fresh code (four eyes, ACL-05), unmerge, history."
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -121,6 +122,14 @@ def test_merge_needs_a_second_person_with_a_fresh_code(users, twins):
     links = dict(ResidentLink.objects.values_list("atena_no", "unified_atena_no"))
     assert links == {**twins, "1000000003": twins["1000000001"]}
     assert "1" in second.get(MERGES).content.decode()
+    # The request, the decision and the links that followed it are in the audit log.
+    merge_id = merge_url.rstrip("/").rsplit("/", 1)[1]
+    merge_events = AuditEvent.objects.filter(subject_kind="unified_merge", subject_ref=merge_id)
+    assert sorted(merge_events.values_list("event", "result")) == [
+        ("create", "success"), ("update", "denied"), ("update", "success"),
+    ]  # fmt: skip
+    refreshed = AuditEvent.objects.get(subject_kind="resident_link", function="linkage.merge")
+    assert refreshed.username == "kacho2" and json.loads(refreshed.detail)["linked"] == 2
 
 
 def test_unmerge_is_requested_and_approved_by_two_people_and_kept_in_history(users, twins):

@@ -193,6 +193,39 @@ def test_resync_full_load_registers_only_what_changed_or_carries_a_number(mn_fil
     assert sent == ["1000000001"]
 
 
+def test_resync_full_load_relinks_exactly_the_resident_whose_link_was_lost(feed_file, monkeypatch):
+    """5,000 residents (a quarter of an import batch): a re-sync of the same full file sends
+    only the one resident without a link, and finishes (the unlinked filter is one set)."""
+    from datetime import date, timedelta
+
+    from kenshin.residents import linking
+
+    born = date(1940, 1, 1)
+    rows = [
+        person(宛名番号=f"1{i:09d}", 生年月日=(born + timedelta(days=i)).isoformat())
+        for i in range(5_000)
+    ]
+    assert import_feed_file(feed_file(rows), actor="t").ok
+    before = links()
+    assert len(before) == 5_000
+    ResidentLink.objects.filter(atena_no="1000002500").delete()
+
+    sent: list[str] = []
+    real = linking.Linker.register
+
+    def spy(self, atenas):
+        sent.extend(a.atena_no for a in atenas)
+        return real(self, atenas)
+
+    monkeypatch.setattr(linking.Linker, "register", spy)
+    resync = [{**r, "異動日": "2025-04-01", "届出日": "2025-04-01"} for r in rows]
+    report = import_feed_file(feed_file(resync), actor="t")
+    assert report.ok, report.errors
+    assert report.unchanged == 5_000
+    assert sent == ["1000002500"]
+    assert links() == before
+
+
 def test_a_refused_registration_writes_nothing(mn_file, monkeypatch):
     from kenshin.linkage.contract import Conflict
     from kenshin.residents import linking
@@ -204,7 +237,8 @@ def test_a_refused_registration_writes_nothing(mn_file, monkeypatch):
     report = import_feed_file(mn_file([with_number("1000000001", NUMBER)]), actor="t")
     assert [str(e) for e in report.errors] == [
         "番号連携サーバに登録できませんでした（1件目: この個人番号は別の団体内統合宛名番号に"
-        "登録されています）。何も登録していません"
+        "登録されています）。住民記録には何も登録していません（番号連携サーバに登録済みの宛名は、"
+        "取り込み直すと同じ番号に結び付きます）"
     ]
     assert ResidentVersion.objects.count() == 0 and ResidentLink.objects.count() == 0
 
@@ -227,3 +261,57 @@ def test_residents_link_registers_the_unlinked_and_resumes(feed_file):
     out = io.StringIO()
     call_command("residents", "link", stdout=out)
     assert "0 人に連携しました" in out.getvalue()
+
+
+def test_one_linkage_client_per_configuration_and_replaced_ones_are_closed(settings):
+    first = linkage.client()
+    assert linkage.client() is first
+    settings.LINKAGE_URL = "http://127.0.0.1:9/"
+    http = linkage.client()
+    assert http is not first and linkage.client() is http
+    settings.LINKAGE_CREDENTIAL = "kl_other_credential"
+    other = linkage.client()
+    assert other is not http and http._http.is_closed and not other._http.is_closed
+    linkage.reset_client()
+    assert other._http.is_closed
+
+
+def test_credential_file_is_read_again_only_when_it_changes(settings, tmp_path):
+    path = tmp_path / "credential"
+    path.write_text("kl_first_x\n")
+    settings.LINKAGE_CREDENTIAL, settings.LINKAGE_CREDENTIAL_FILE = "", str(path)
+    assert linkage.credential() == "kl_first_x"
+    first = linkage.client()
+    assert linkage.client() is first
+    path.write_text("kl_second_xy\n")  # another size: a new stamp even on a coarse clock
+    assert linkage.credential() == "kl_second_xy"
+    assert linkage.client() is not first
+
+
+def test_keys_from_environment_sees_any_of_the_three_variables(monkeypatch):
+    names = ("KENSHIN_LINKAGE_KEYS", "KENSHIN_LINKAGE_ACTIVE_KEY", "KENSHIN_LINKAGE_INDEX_KEY")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    assert not linkage.keys_from_environment()
+    monkeypatch.setenv("KENSHIN_LINKAGE_INDEX_KEY", "x")
+    assert linkage.keys_from_environment()
+
+
+def test_a_revealed_number_is_grouped_four_by_four():
+    assert linkage.group_my_number(NUMBER) == f"{NUMBER[:4]} {NUMBER[4:8]} {NUMBER[8:]}"
+
+
+def test_every_path_builds_the_same_atena_from_the_same_attributes():
+    from datetime import date
+
+    from kenshin.residents.actions import ATTR_FIELDS
+    from kenshin.residents.linking import ATENA_ATTR_FIELDS, atena_in
+
+    assert ATTR_FIELDS[: len(ATENA_ATTR_FIELDS)] == ATENA_ATTR_FIELDS
+    attrs = ("山田　太郎", "ヤマダ　タロウ", "k", "n", 1, "1985-04-01", "7370051", "呉市中央")
+    parsed, queried = (
+        atena_in("1", attrs),
+        atena_in("1", (*attrs[:5], date(1985, 4, 1), *attrs[6:])),
+    )
+    assert parsed == queried and parsed.birth_date == date(1985, 4, 1)
+    assert parsed.address == "呉市中央" and parsed.sex == 1 and parsed.my_number is None

@@ -6,7 +6,6 @@ real installation may have.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
@@ -109,8 +108,7 @@ class Command(BaseCommand):
         environment, and this system with a credential file. Its tables are created by
         `kenshin migrate --database linkage` (scripts/demo)."""
         key_file = Path(settings.LINKAGE_KEY_FILE) if settings.LINKAGE_KEY_FILE else None
-        from_environment = bool(os.environ.get("KENSHIN_LINKAGE_KEYS"))
-        if key_file is not None and not from_environment and not key_file.exists():
+        if key_file is not None and not linkage.keys_from_environment() and not key_file.exists():
             call_command("linkage", "keys", "init", stdout=self.stdout)
         linkage.ensure_embedded_setup(actor="demo")
 
