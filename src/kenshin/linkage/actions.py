@@ -169,7 +169,7 @@ def register_many(caller: Caller, atenas: Sequence[AtenaIn]) -> list[Registratio
     rows = _validate(atenas, ring)
     try:
         with transaction.atomic(using=DB):
-            return _register(caller, rows, ring)
+            return _register(caller, rows)
     except IntegrityError:
         # Registrations and merges are serialised by the counter lock, so this is not expected;
         # if a writer outside this module got in between, nothing was written and the batch
@@ -177,9 +177,12 @@ def register_many(caller: Caller, atenas: Sequence[AtenaIn]) -> list[Registratio
         raise Conflict("同時に別の登録が行われました。もう一度実行してください") from None
 
 
-def _register(caller: Caller, rows: list[_Row], ring: crypto.Keyring) -> list[Registration]:
+def _register(caller: Caller, rows: list[_Row]) -> list[Registration]:
     now = clock.now()
     base = _counter_base()
+    # The keyring for encryption is read only now, under the counter lock that key retirement
+    # also takes: a key retired while this batch waited for the lock is never used.
+    ring = crypto.keyring()
     mine = Atena.objects.using(DB).filter(system_id=caller.system_id)
 
     existing: dict[str, dict[str, Any]] = {}

@@ -198,7 +198,15 @@ def retire(key_id: int, *, path: Path | str | None = None, actor: str = "system"
         refuse_if_used(crypto.keyring().active_key_id)
         return "environment"
     path = _path(path)
-    with _locked(path):
+    # The number counter's row lock is what every registration and merge holds while it
+    # encrypts: holding it here, no batch can write a row under this key between the count
+    # and the removal of the key from the file.
+    from django.db import transaction
+
+    from kenshin.linkage.models import NumberCounter
+
+    with _locked(path), transaction.atomic(using="linkage"):
+        list(NumberCounter.objects.using("linkage").select_for_update().values_list("name"))
         data = _read(path)
         if str(key_id) not in data["keys"]:
             raise KeyFileError(f"鍵番号 {key_id} の鍵はありません（廃止済みか未作成です）")
