@@ -58,6 +58,8 @@ INSTALLED_APPS = [
     "kenshin.audit",
     "kenshin.residents",
     "kenshin.linkage",
+    "kenshin.programs",
+    "kenshin.screening",
     "kenshin.web",
     "kenshin.demo",
 ]

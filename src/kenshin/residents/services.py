@@ -463,3 +463,97 @@ def request_unmerge(request: Any, merge_id: int, *, reason: str) -> MergeView:
 def decide_merge(request: Any, merge_id: int, *, approve: bool) -> MergeView:
     """Approve or reject a request; on approval this system's links follow (see actions)."""
     return actions.decide_merge(request, merge_id, approve=approve)
+
+
+# ---------------------------------------------------------------- set-based reads (roster build)
+# The roster build (screening) joins the register in SQL for a million people at once; these
+# return the SELECTs it may embed, so the register's tables stay this app's business.
+
+
+def register_on_sql(day: date) -> tuple[str, list[Any]]:
+    """SELECT atena_no, sex, birth_date, status — every person's record as it stood on `day`."""
+    table = ResidentVersion._meta.db_table
+    return (
+        f"SELECT atena_no, sex, birth_date, status FROM {table} "  # noqa: S608  # nosec B608 - fixed names
+        "WHERE municipality_code = %s AND valid_from <= %s "
+        "AND (valid_to IS NULL OR valid_to > %s)",
+        [settings.MUNICIPALITY_CODE, day, day],
+    )
+
+
+def move_ins_sql(day: date) -> tuple[str, list[Any]]:
+    """SELECT atena_no, moved_in — each person's latest 転入 on or before `day`."""
+    table = ResidentVersion._meta.db_table
+    return (
+        f"SELECT atena_no, MAX(valid_from) AS moved_in FROM {table} "  # noqa: S608  # nosec B608
+        "WHERE municipality_code = %s AND change_kind = %s AND valid_from <= %s "
+        "GROUP BY atena_no",
+        [settings.MUNICIPALITY_CODE, ChangeKind.MOVE_IN.value, day],
+    )
+
+
+def categories_sql(fiscal_year: int) -> tuple[str, list[Any]]:
+    """SELECT atena_no, tax_category, insurance_category — codes for one fiscal year."""
+    table = FiscalCategory._meta.db_table
+    return (
+        f"SELECT atena_no, tax_category, insurance_category FROM {table} "  # noqa: S608  # nosec B608
+        "WHERE municipality_code = %s AND fiscal_year = %s",
+        [settings.MUNICIPALITY_CODE, fiscal_year],
+    )
+
+
+@dataclass(frozen=True)
+class RegisterFacts:
+    """One person on a day, with the codes (not labels) the eligibility rules read."""
+
+    atena_no: str
+    sex: int
+    birth_date: date
+    status: str | None  # None: no record valid on that day
+    moved_in: date | None
+    tax_category: str | None
+    tax_category_previous: str | None
+    insurance_category: str | None
+
+
+def register_facts(atena_no: str, day: date, fiscal_year: int) -> RegisterFacts | None:
+    """What :func:`register_on_sql` and friends say about one person (None if never registered).
+
+    The same predicates as the set-based SQL, for explaining one person's decisions.
+    """
+    mc = settings.MUNICIPALITY_CODE
+    versions = ResidentVersion.objects.filter(municipality_code=mc, atena_no=atena_no)
+    on_day = (
+        versions.filter(valid_from__lte=day)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=day))
+        .values("sex", "birth_date", "status")
+        .first()
+    )
+    if on_day is None:
+        any_version = versions.order_by("valid_from").values("sex", "birth_date").first()
+        if any_version is None:
+            return None
+        on_day = {**any_version, "status": None}
+    moved_in = (
+        versions.filter(change_kind=ChangeKind.MOVE_IN, valid_from__lte=day)
+        .order_by("-valid_from")
+        .values_list("valid_from", flat=True)
+        .first()
+    )
+    cats = {
+        r["fiscal_year"]: r
+        for r in FiscalCategory.objects.filter(
+            municipality_code=mc, atena_no=atena_no, fiscal_year__in=[fiscal_year, fiscal_year - 1]
+        ).values("fiscal_year", "tax_category", "insurance_category")
+    }
+    this, prev = cats.get(fiscal_year, {}), cats.get(fiscal_year - 1, {})
+    return RegisterFacts(
+        atena_no=atena_no,
+        sex=on_day["sex"],
+        birth_date=on_day["birth_date"],
+        status=on_day["status"],
+        moved_in=moved_in,
+        tax_category=this.get("tax_category"),
+        tax_category_previous=prev.get("tax_category"),
+        insurance_category=this.get("insurance_category"),
+    )

@@ -1,0 +1,328 @@
+"""The programme catalogue of one fiscal year: plain, frozen data parsed from a reviewable file.
+
+Why data and not code: the rules change by fiscal year (HPV 検査単独法 from FY2024, periodontal
+ages 20/30 from FY2024) and by city (呉市's even-age 胃内視鏡), so a year's catalogue is a
+document (a TOML file under version control, then a versioned row that staff may copy forward
+and adjust), and one rule engine (:mod:`kenshin.programs.rules` for one person,
+the roster build's SQL for everybody) reads it. The format is described in docs/programmes.md.
+
+:func:`parse` turns the document (a dict, as ``tomllib`` or the JSON column gives it) into a
+:class:`Catalogue` and refuses anything it does not understand, with a Japanese message that
+names the place (``programmes[2].methods[1].min_age``): a typo in a rule file must never
+silently widen or narrow a roster.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = 1
+
+SEXES = {"any": 0, "male": 1, "female": 2}  # 住基 sex codes: 1 男, 2 女
+SEX_LABELS = {"any": "男女", "male": "男性", "female": "女性"}
+INTERVALS = {
+    "annual": "毎年度",
+    "biennial": "2年に1回（毎年度受診機会あり）",
+    "five_yearly": "5年に1回（節目年齢）",
+    "milestone": "節目年齢のみ",
+    "once": "生涯に1回",
+}
+COHORTS = {"": "なし", "even_age": "偶数年齢", "odd_age": "奇数年齢"}
+SETTINGS = {"individual": "個別", "group": "集団"}
+EXEMPTIONS = {
+    "public_assistance": "生活保護",
+    "coupon": "無料クーポン",
+    "tax_exempt": "市民税非課税世帯",
+    "age70": "70歳以上",
+    "late_elderly": "後期高齢者医療",
+}
+
+
+class CatalogueError(ValueError):
+    """The document does not describe a valid catalogue; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Coupon:
+    """A free-screening coupon cohort: people who turned ``turned_age`` in the previous FY."""
+
+    turned_age: int
+    prefix: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Method:
+    """One screening method (検査方法) and the rule that decides who is eligible for it."""
+
+    code: str
+    name: str
+    programme: str
+    sex: str  # any | male | female
+    min_age: int
+    max_age: int | None
+    interval: str  # annual | biennial | five_yearly | milestone | once
+    milestones: tuple[int, ...]
+    cohort: str  # "" | even_age | odd_age
+    smoking_index_min: int | None
+    with_programme: str  # "" or the programme this one is done together with (no roster)
+    settings: tuple[str, ...]
+    copay: Mapping[str, int]
+    unit_price: Mapping[str, int]
+    coupon: Coupon | None
+    enabled: bool = True
+
+    @property
+    def sex_code(self) -> int:
+        """0 for both sexes, else the 住基 code the person's sex must equal."""
+        return SEXES[self.sex]
+
+    @property
+    def rostered(self) -> bool:
+        """A method done together with another programme's exam has no roster of its own."""
+        return self.enabled and not self.with_programme
+
+
+@dataclass(frozen=True)
+class Programme:
+    code: str
+    name: str
+    one_method_per_year: bool
+    methods: tuple[Method, ...]
+
+
+@dataclass(frozen=True)
+class Fees:
+    early_months: tuple[int, ...]
+    exemptions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    fiscal_year: int
+    municipality_code: str
+    title: str
+    fees: Fees
+    programmes: tuple[Programme, ...]
+    methods_by_code: Mapping[str, Method] = field(repr=False, compare=False, default_factory=dict)
+
+    def method(self, code: str) -> Method:
+        return self.methods_by_code[code]
+
+    @property
+    def methods(self) -> tuple[Method, ...]:
+        return tuple(m for p in self.programmes for m in p.methods)
+
+    def programme(self, code: str) -> Programme:
+        for p in self.programmes:
+            if p.code == code:
+                return p
+        raise KeyError(code)
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+class _Reader:
+    """Reads one table of the document and remembers where it is, for the error messages."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, Mapping):
+            raise CatalogueError(f"{where or '文書'}: 表（キーと値の組）である必要があります")
+        self.data = data
+        self.where = where
+        self.used: set[str] = set()
+
+    def _at(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., label: str = ""):
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise CatalogueError(f"{self._at(key)}: 必須の項目がありません{label}")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and kind is int:
+            raise CatalogueError(f"{self._at(key)}: 整数で書いてください（{value!r}）")
+        if not isinstance(value, kind):
+            raise CatalogueError(f"{self._at(key)}: 形式が違います（{value!r}）")
+        return value
+
+    def choice(self, key: str, choices: Mapping[str, str], default: Any = ...) -> str:
+        value = self.get(key, str, default)
+        if value not in choices:
+            allowed = "、".join(k for k in choices if k)
+            raise CatalogueError(f"{self._at(key)}: {value!r} は使えません（使える値: {allowed}）")
+        return value
+
+    def age(self, key: str, default: Any = ...) -> int | None:
+        value = self.get(key, int, default)
+        if value is not None and not 0 <= value <= 130:
+            raise CatalogueError(f"{self._at(key)}: 年齢は 0〜130 で書いてください（{value}）")
+        return value
+
+    def yen(self, key: str) -> dict[str, int]:
+        table = _Reader(self.get(key, dict), self._at(key))
+        out: dict[str, int] = {}
+        for setting in table.data:
+            if setting not in SETTINGS:
+                raise CatalogueError(f"{table._at(setting)}: 方式は individual か group です")
+            amount = table.get(setting, int)
+            if not 0 <= amount <= 1_000_000:
+                raise CatalogueError(f"{table._at(setting)}: 金額が範囲外です（{amount}）")
+            out[setting] = amount
+        return out
+
+    def done(self) -> None:
+        unknown = [k for k in self.data if k not in self.used]
+        if unknown:
+            raise CatalogueError(f"{self._at(unknown[0])}: この項目は定義されていません")
+
+
+def _method(data: Any, where: str, programme: str) -> Method:
+    r = _Reader(data, where)
+    code = r.get("code", str)
+    settings_ = tuple(r.get("settings", list))
+    for s in settings_:
+        if s not in SETTINGS:
+            raise CatalogueError(f"{where}.settings: 方式は individual か group です（{s!r}）")
+    if not settings_:
+        raise CatalogueError(f"{where}.settings: 個別・集団のどちらかが必要です")
+    coupon = None
+    if "coupon" in r.data:
+        c = _Reader(r.get("coupon", dict), f"{where}.coupon")
+        coupon = Coupon(c.age("turned_age"), c.get("prefix", str), c.get("name", str))
+        c.done()
+        if not (coupon.prefix.isascii() and coupon.prefix.isalpha() and len(coupon.prefix) == 1):
+            raise CatalogueError(f"{where}.coupon.prefix: 英字 1 文字で書いてください")
+    method = Method(
+        code=code,
+        name=r.get("name", str),
+        programme=programme,
+        sex=r.choice("sex", SEXES),
+        min_age=r.age("min_age"),
+        max_age=r.age("max_age", None),
+        interval=r.choice("interval", INTERVALS),
+        milestones=tuple(r.get("milestones", list, [])),
+        cohort=r.choice("cohort", COHORTS, ""),
+        smoking_index_min=r.get("smoking_index_min", int, None),
+        with_programme=r.get("with_programme", str, ""),
+        settings=settings_,
+        copay=r.yen("copay"),
+        unit_price=r.yen("unit_price"),
+        coupon=coupon,
+        enabled=r.get("enabled", bool, True),
+    )
+    r.done()
+    _check_method(method, where)
+    return method
+
+
+def _check_method(m: Method, where: str) -> None:
+    if not m.code.isascii() or not m.code.replace("_", "").isalnum() or len(m.code) > 30:
+        raise CatalogueError(f"{where}.code: 英小文字・数字・_ で 30 文字以内です（{m.code!r}）")
+    if m.max_age is not None and m.max_age < m.min_age:
+        raise CatalogueError(f"{where}.max_age: min_age（{m.min_age}）より小さくできません")
+    if any(not isinstance(a, int) or isinstance(a, bool) for a in m.milestones):
+        raise CatalogueError(f"{where}.milestones: 年齢（整数）の並びで書いてください")
+    if m.interval in ("five_yearly", "milestone", "once") and not m.milestones:
+        raise CatalogueError(f"{where}.milestones: この受診間隔には節目年齢が必要です")
+    if m.interval in ("annual", "biennial") and m.milestones:
+        raise CatalogueError(f"{where}.milestones: 毎年度・2年に1回の検診には節目年齢を書きません")
+    for a in m.milestones:
+        if a < m.min_age or (m.max_age is not None and a > m.max_age):
+            raise CatalogueError(f"{where}.milestones: {a}歳が対象年齢の範囲外です")
+    if m.cohort and m.interval != "biennial":
+        raise CatalogueError(f"{where}.cohort: 偶数・奇数年齢は 2年に1回の検診だけに使えます")
+    if m.smoking_index_min is not None and not 1 <= m.smoking_index_min <= 10_000:
+        raise CatalogueError(f"{where}.smoking_index_min: 1〜10000 で書いてください")
+    for table, label in ((m.copay, "copay"), (m.unit_price, "unit_price")):
+        missing = [s for s in m.settings if s not in table]
+        if missing:
+            raise CatalogueError(
+                f"{where}.{label}: 実施する方式 {SETTINGS[missing[0]]} の金額がありません"
+            )
+
+
+def parse(data: Mapping[str, Any]) -> Catalogue:
+    """Validate a catalogue document and return it as frozen data (CatalogueError if invalid)."""
+    r = _Reader(data, "")
+    if r.get("format", int) != FORMAT:
+        raise CatalogueError(f"format: この版の Kenshin が読めるのは format = {FORMAT} です")
+    fy = r.get("fiscal_year", int)
+    if not 2000 <= fy <= 2100:
+        raise CatalogueError(f"fiscal_year: 年度が範囲外です（{fy}）")
+    mc = r.get("municipality_code", str)
+    if not (len(mc) == 6 and mc.isdigit()):
+        raise CatalogueError("municipality_code: 団体コード（6桁の数字）で書いてください")
+    f = _Reader(r.get("fees", dict), "fees")
+    months = tuple(f.get("early_months", list, []))
+    if any(not isinstance(m, int) or isinstance(m, bool) or not 1 <= m <= 12 for m in months):
+        raise CatalogueError("fees.early_months: 月（1〜12）の並びで書いてください")
+    exemptions = tuple(f.get("exemptions", list, []))
+    for e in exemptions:
+        if e not in EXEMPTIONS:
+            allowed = "、".join(EXEMPTIONS)
+            raise CatalogueError(f"fees.exemptions: {e!r} は使えません（使える値: {allowed}）")
+    f.done()
+    programmes: list[Programme] = []
+    seen_methods: dict[str, Method] = {}
+    raw_programmes = r.get("programmes", list)
+    for i, raw in enumerate(raw_programmes):
+        where = f"programmes[{i}]"
+        p = _Reader(raw, where)
+        code = p.get("code", str)
+        methods = tuple(
+            _method(m, f"{where}.methods[{j}]", code) for j, m in enumerate(p.get("methods", list))
+        )
+        if not methods:
+            raise CatalogueError(f"{where}.methods: 検査方法が 1 つ以上必要です")
+        programme = Programme(code, p.get("name", str), p.get("one_method_per_year", bool, False),
+                              methods)  # fmt: skip
+        p.done()
+        if any(q.code == code for q in programmes):
+            raise CatalogueError(f"{where}.code: 検診事業 {code!r} が重複しています")
+        for m in methods:
+            if m.code in seen_methods:
+                raise CatalogueError(f"{where}: 検査方法 {m.code!r} が重複しています")
+            seen_methods[m.code] = m
+        programmes.append(programme)
+    codes = {p.code for p in programmes}
+    for m in seen_methods.values():
+        if m.with_programme and (m.with_programme not in codes or m.with_programme == m.programme):
+            raise CatalogueError(
+                f"{m.code}.with_programme: 同時に実施する検診事業 {m.with_programme!r} がありません"
+            )
+    catalogue = Catalogue(
+        fiscal_year=fy,
+        municipality_code=mc,
+        title=r.get("title", str),
+        fees=Fees(months, exemptions),
+        programmes=tuple(programmes),
+        methods_by_code=seen_methods,
+    )
+    r.done()
+    return catalogue
+
+
+def load_file(path: Path | str) -> tuple[dict[str, Any], Catalogue]:
+    """Read a TOML catalogue file: the raw document (kept as written) and its parsed form."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(f"{path.name}: TOML として読めません（{exc}）") from None
+    return data, parse(data)
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "catalogues"
+
+
+def shipped_files() -> list[Path]:
+    """The default catalogues that ship with the project (one file per fiscal year)."""
+    return sorted(SHIPPED_DIR.glob("*.toml"))
