@@ -7,6 +7,8 @@ urlpatterns = [
     path("accounts/", include("kenshin.accounts.urls")),
     path("audit/", include("kenshin.audit.urls")),
     path("residents/", include("kenshin.residents.urls")),
+    path("programs/", include("kenshin.programs.urls")),
+    path("roster/", include("kenshin.screening.urls")),
     # 統合宛名 duplicates and merges: the health system's side of the 番号連携サーバ.
     path("linkage/", include("kenshin.residents.urls_linkage")),
     path("", include("kenshin.web.urls")),

@@ -1,0 +1,54 @@
+"""Give the standard roles the programme catalogue and roster functions (issue 5).
+
+Why add to the stored lists instead of re-seeding: an installation may have edited its roles;
+only the new codes are added (and removed again on reverse), everything else stays as it is.
+"""
+
+from django.db import migrations
+
+GRANTS = {
+    "kacho": [
+        "programs.view",
+        "programs.edit",
+        "screening.view_roster",
+        "screening.build_roster",
+        "screening.exclude",
+        "screening.override",
+        "screening.export_roster",
+    ],
+    "hokenshi": ["programs.view", "screening.view_roster", "screening.exclude", "screening.override"],
+    "jimu": [
+        "programs.view",
+        "screening.view_roster",
+        "screening.build_roster",
+        "screening.exclude",
+        "screening.export_roster",
+    ],
+    "etsuran": ["programs.view", "screening.view_roster"],
+}
+
+
+def grant(apps, schema_editor):
+    Role = apps.get_model("accounts", "Role")
+    for code, functions in GRANTS.items():
+        role = Role.objects.filter(code=code).first()
+        if role is None:
+            continue
+        current = list(role.functions)
+        role.functions = current + [f for f in functions if f not in current]
+        role.save(update_fields=["functions"])
+
+
+def revoke(apps, schema_editor):
+    Role = apps.get_model("accounts", "Role")
+    for code, functions in GRANTS.items():
+        role = Role.objects.filter(code=code).first()
+        if role is None:
+            continue
+        role.functions = [f for f in role.functions if f not in functions]
+        role.save(update_fields=["functions"])
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "0005_linkage_functions")]
+    operations = [migrations.RunPython(grant, revoke)]
