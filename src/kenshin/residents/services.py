@@ -7,6 +7,7 @@ apps cannot reach into this app's tables (DESIGN.md: cross-app calls go through 
 from __future__ import annotations
 
 import csv
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -463,6 +464,96 @@ def request_unmerge(request: Any, merge_id: int, *, reason: str) -> MergeView:
 def decide_merge(request: Any, merge_id: int, *, approve: bool) -> MergeView:
     """Approve or reject a request; on approval this system's links follow (see actions)."""
     return actions.decide_merge(request, merge_id, approve=approve)
+
+
+# ---------------------------------------------------------------------------------------------
+# Person references: a random per-session token that stands for one person (and the purpose the
+# record was opened for) in URLs, so that no 宛名番号 ever appears in a link, a browser history
+# or an access log. Other apps' lists (the roster) use the same references, so a person opened
+# from any list reaches the same pages with the purpose chosen for that list.
+
+PERSON_REFS_SESSION_KEY = "residents_refs"  # session: ref -> [atena_no, purpose]
+MAX_PERSON_REFS = 500
+
+
+def _unpack_ref(value: object) -> tuple[str, str]:
+    # A session from before purposes were stored holds the bare 宛名番号: no purpose yet.
+    if isinstance(value, str):
+        return value, ""
+    atena_no, purpose = [*list(value), "", ""][:2]  # type: ignore[call-overload]
+    return str(atena_no), str(purpose)
+
+
+def person_ref(session: Any, atena_no: str, purpose: str) -> str:
+    """A random token standing for one person (and the purpose) within this staff session.
+
+    The same person keeps one token; a later list under another purpose updates it, so the
+    link always opens the record for the purpose last chosen. ``session`` is request.session.
+    """
+    refs = session.get(PERSON_REFS_SESSION_KEY, {})
+    found = next((ref for ref, v in refs.items() if _unpack_ref(v)[0] == atena_no), None)
+    if found is None:
+        if len(refs) >= MAX_PERSON_REFS:
+            refs.pop(next(iter(refs)))
+        found = secrets.token_urlsafe(9)
+    refs[found] = [atena_no, purpose]
+    session[PERSON_REFS_SESSION_KEY] = refs
+    return found
+
+
+def person_refs(session: Any, atena_nos: Iterable[str], purpose: str) -> dict[str, str]:
+    """:func:`person_ref` for a whole list at once (one pass over the session's references)."""
+    refs = session.get(PERSON_REFS_SESSION_KEY, {})
+    by_person = {_unpack_ref(v)[0]: ref for ref, v in refs.items()}
+    out: dict[str, str] = {}
+    for atena_no in atena_nos:
+        ref = by_person.get(atena_no)
+        if ref is None:
+            if len(refs) >= MAX_PERSON_REFS:
+                dropped = next(iter(refs))
+                by_person.pop(_unpack_ref(refs.pop(dropped))[0], None)
+            ref = secrets.token_urlsafe(9)
+            by_person[atena_no] = ref
+        refs[ref] = [atena_no, purpose]
+        out[atena_no] = ref
+    session[PERSON_REFS_SESSION_KEY] = refs
+    return out
+
+
+def person_of_ref(session: Any, ref: str) -> tuple[str, str] | None:
+    """(宛名番号, purpose) behind a reference of this session, or None (unknown or expired)."""
+    value = session.get(PERSON_REFS_SESSION_KEY, {}).get(ref)
+    return _unpack_ref(value) if value else None
+
+
+@dataclass(frozen=True)
+class PersonName:
+    """Who a 宛名番号 is, for lists in other apps (current record, any status)."""
+
+    atena_no: str
+    name: str
+    name_kana: str
+    sex: int
+    birth_date: date
+    status: str
+    status_label: str
+
+
+_NAME_BATCH = 500
+
+
+def names_of(atena_nos: Iterable[str]) -> dict[str, PersonName]:
+    """Current name, kana, sex, birth date and status of many people — one query per 500.
+
+    For lists and exports in other apps (the roster): never one query per row.
+    """
+    wanted = list(dict.fromkeys(a for a in atena_nos if a))
+    out: dict[str, PersonName] = {}
+    for i in range(0, len(wanted), _NAME_BATCH):
+        rows = _current().filter(atena_no__in=wanted[i : i + _NAME_BATCH])
+        for v in rows.values("atena_no", "name", "name_kana", "sex", "birth_date", "status"):
+            out[v["atena_no"]] = PersonName(status_label=_STATUS[v["status"]], **v)
+    return out
 
 
 # ---------------------------------------------------------------- set-based reads (roster build)

@@ -19,7 +19,6 @@ on a page marked shows_mynumber (15-minute idle limit) and never cached.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 
 from django.contrib import messages
@@ -38,45 +37,19 @@ from kenshin.linkage.contract import LinkageError
 from kenshin.residents import services
 from kenshin.residents.forms import FlagForm, PurposeForm, ResidentSearchForm, RevealForm
 
-_REFS = "residents_refs"  # session: ref -> [atena_no, purpose]
-_MAX_REFS = 500
 NOT_FOUND = "検索結果から開いてください"
 
 
-def _refs(request: HttpRequest) -> dict[str, list[str]]:
-    return request.session.get(_REFS, {})
-
-
 def _ref_for(request: HttpRequest, atena_no: str, purpose: str) -> str:
-    """A random token standing for one person (and the purpose) within this staff session.
-
-    The same person keeps one token; a later search under another purpose updates it, so the
-    link always opens the record for the purpose last chosen.
-    """
-    refs = _refs(request)
-    found = next((ref for ref, v in refs.items() if _unpack(v)[0] == atena_no), None)
-    if found is None:
-        if len(refs) >= _MAX_REFS:
-            refs.pop(next(iter(refs)))
-        found = secrets.token_urlsafe(9)
-    refs[found] = [atena_no, purpose]
-    request.session[_REFS] = refs
-    return found
-
-
-def _unpack(value: object) -> tuple[str, str]:
-    # A session from before purposes were stored holds the bare 宛名番号: no purpose yet.
-    if isinstance(value, str):
-        return value, ""
-    atena_no, purpose = [*list(value), "", ""][:2]  # type: ignore[call-overload]
-    return str(atena_no), str(purpose)
+    """A random token standing for one person and the purpose (services.person_ref)."""
+    return services.person_ref(request.session, atena_no, purpose)
 
 
 def _lookup(request: HttpRequest, ref: str) -> tuple[str, str]:
-    value = _refs(request).get(ref)
-    if not value:
+    found = services.person_of_ref(request.session, ref)
+    if not found:
         raise Http404(NOT_FOUND)
-    return _unpack(value)
+    return found
 
 
 def _record_listed(
