@@ -183,6 +183,9 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
     mc = settings.MUNICIPALITY_CODE
     for name in ("kb_person", "kb_hist", "kb_smoke", "kb_left", "kb_coupon"):
         cursor.execute(f"DROP TABLE IF EXISTS {name}")
+    if connection.vendor == "postgresql":  # plans over fresh statistics (see the residents side)
+        residents.refresh_statistics()
+        cursor.execute(f"ANALYZE {EXAM}")
     reg_sql, reg_params = residents.register_on_sql(base)
     mv_sql, mv_params = residents.move_ins_sql(base)
     cat_sql, cat_params = residents.categories_sql(fy)
