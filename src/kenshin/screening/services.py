@@ -6,8 +6,9 @@ Other apps, the CLI and the UI call these functions, never the models.
 from __future__ import annotations
 
 from kenshin.screening.build import BuildReport, build_roster
+from kenshin.screening.exam_history import ExamFact, exam_count, record_exam_history
 
-__all__ = ["BuildReport", "build_roster"]
+__all__ = ["BuildReport", "ExamFact", "build_roster", "exam_count", "record_exam_history"]
 
 
 # ---------------------------------------------------------------------------------------------
