@@ -33,10 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every database test gets the linkage database too (settings.APP_DATABASES).
+    """Every database test gets the linkage and the jobs databases too (settings.APP_DATABASES).
 
     Why: resident imports and pages reach the 番号連携サーバ through its client, whose tables
-    live in their own database; pytest-django opens only "default" unless told. A test that
+    live in their own database, and any action may start a background job, whose progress
+    record lives in ``jobs``; pytest-django opens only "default" unless told. A test that
     names its own databases keeps them.
     """
     for item in items:
@@ -46,7 +47,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         kwargs = dict(marker.kwargs) if marker is not None else {}
         transaction = "transactional_db" in item.fixturenames or kwargs.get("transaction")
-        kwargs.update(databases=["default", "linkage"], transaction=bool(transaction))
+        kwargs.update(databases=["default", "linkage", "jobs"], transaction=bool(transaction))
         # Prepended: the closest marker wins, for pytest-django and for the fixtures below.
         item.add_marker(
             pytest.mark.django_db(*(marker.args if marker else ()), **kwargs), append=False

@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "axes",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
     "kenshin.core",
     "kenshin.accounts",
     "kenshin.audit",
@@ -154,8 +156,32 @@ def _linkage_database() -> dict:
 
 
 DATABASES["linkage"] = _linkage_database()
+
+
+def _jobs_database() -> dict:
+    """The job queue and the job progress records (alias ``jobs``; docs/architecture.md).
+
+    Why a database of its own: a long job (a roster build, a full import) may hold one write
+    transaction on ``default`` for minutes. Its progress must still reach the screen, so the
+    progress rows are written on another connection that commits at once — and on SQLite a
+    second connection cannot write to a file whose single write lock the job holds. A separate
+    file (SQLite) or database (PostgreSQL: ``<main>_jobs`` unless KENSHIN_JOBS_DATABASE_URL
+    names one) has its own lock; the worker's polling never waits for the job either.
+    """
+    url = os.environ.get("KENSHIN_JOBS_DATABASE_URL", "").strip()
+    if url:
+        return dj_database_url.parse(url, conn_max_age=60)
+    if _db_url:
+        cfg = dj_database_url.parse(_db_url, conn_max_age=60)
+        cfg["NAME"] = f"{cfg['NAME']}_jobs"
+        return cfg
+    return _sqlite("jobs")
+
+
+DATABASES["jobs"] = _jobs_database()
 # Which app's tables live in which database (core.dbrouter). Everything else is "default".
-APP_DATABASES = {"linkage": "linkage"}
+# core's only table is the job progress record; django_tasks_database is the task queue.
+APP_DATABASES = {"linkage": "linkage", "core": "jobs", "django_tasks_database": "jobs"}
 DATABASE_ROUTERS = ["kenshin.core.dbrouter.AppDatabaseRouter"]
 
 # 番号連携サーバ (docs/linkage.md). Keys never come from SECRET_KEY or the database: from the
@@ -269,6 +295,17 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": ["'none'"],
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
+    }
+}
+
+# Background jobs (core.jobs): django-tasks with its database backend; `kenshin db_worker`
+# runs them (docs/operations.md). Under pytest they run inline, at enqueue, so a test sees the
+# finished job; tests of the queue itself switch to the database backend.
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks.backends.immediate.ImmediateBackend"
+        if "pytest" in sys.modules
+        else "django_tasks_db.DatabaseBackend",
     }
 }
 

@@ -11,11 +11,24 @@ from typing import TextIO
 
 
 class ProgressLine:
-    """Report `done` of `total` units (bytes, rows) with a rate, at most every `interval` s."""
+    """Report `done` of `total` units (bytes, rows) with a rate, at most every `interval` s.
 
-    def __init__(self, label: str, total: int, stream: TextIO | None, interval: float = 0.5):
+    ``total=None`` means not known: the line shows the count without a percentage. ``unit``
+    names what `rows` counts (行 for files, 件 for a job's records).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        stream: TextIO | None,
+        interval: float = 0.5,
+        unit: str = "行",
+    ):
         self.label = label
-        self.total = max(total, 1)
+        self.known_total = total is not None
+        self.total = max(total or 0, 1)
+        self.unit = unit
         self.stream = stream
         self.interval = interval
         self.started = time.monotonic()
@@ -43,8 +56,9 @@ class ProgressLine:
     def _emit(self, done: int, rows: int, *, final: bool) -> None:
         self._printed = True
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        pct = min(100, int(done * 100 / self.total))
-        line = f"{self.label} {pct:3d}% {rows:,}行 ({rows / elapsed:,.0f}行/秒, {elapsed:.1f}秒)"
+        pct = f"{min(100, int(done * 100 / self.total)):3d}% " if self.known_total or final else ""
+        unit = self.unit
+        line = f"{self.label} {pct}{rows:,}{unit} ({rows / elapsed:,.0f}{unit}/秒, {elapsed:.1f}秒)"
         if self._tty:
             self.stream.write("\r" + line + ("\n" if final else ""))
         else:

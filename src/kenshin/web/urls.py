@@ -3,4 +3,7 @@ from django.urls import path
 from kenshin.web import views
 
 app_name = "web"
-urlpatterns = [path("", views.home, name="home")]
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("jobs/<uuid:job_id>/", views.job_progress, name="job_progress"),
+]
