@@ -15,7 +15,7 @@ import pytest
 
 from kenshin.core import clock
 from kenshin.programs import services as programs
-from kenshin.programs.rules import History, PersonFacts, decide
+from kenshin.programs.rules import History, PersonFacts, coupon_cohort, decide, exemption
 from kenshin.residents.models import FiscalCategory, ResidentVersion
 from kenshin.screening import build as roster_build
 from kenshin.screening.facts import history_of, person_facts
@@ -153,6 +153,23 @@ def test_sql_build_decides_every_person_like_the_reference_rules():
         if expected != stored:
             mismatches.append((atena, expected, stored))
     assert mismatches == []
+    # Exemptions (both tax periods) and coupons agree with the reference functions too.
+    catalogue = programs.catalogue(FY)
+    rows = RosterEntry.objects.values_list(
+        "atena_no", "method", "exemption", "exemption_early", "coupon_no"
+    )
+    seen = set()
+    for atena, code, ex, ex_early, coupon_no in rows:
+        facts = person_facts(atena, FY, BASE)
+        method = catalogue.method(code)
+        cohort = coupon_cohort(method, facts.birth_date, facts.sex, FY)
+        assert ex == exemption(catalogue, facts, has_coupon=cohort, early=False)
+        assert ex_early == exemption(catalogue, facts, has_coupon=cohort, early=True)
+        assert bool(coupon_no) == cohort
+        seen |= {ex, ex_early}
+    assert {"", "public_assistance", "coupon", "tax_exempt"} <= seen
+    numbers = [c for *_, c in rows if c]
+    assert len(numbers) == len(set(numbers))
     reasons = set(RosterEntry.objects.values_list("computed_reason", flat=True))
     # The population really exercises the rules (not a vacuous comparison).
     assert {"annual", "cohort", "catch_up", "screened_last_year", "milestone", "not_milestone",
