@@ -326,3 +326,312 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "catalogues"
 def shipped_files() -> list[Path]:
     """The default catalogues that ship with the project (one file per fiscal year)."""
     return sorted(SHIPPED_DIR.glob("*.toml"))
+
+
+# ------------------------------------------------------------------------------ writing
+
+# The order in which a method's keys are written (and shown): the order of the shipped files.
+_TOP_KEYS = ("format", "fiscal_year", "municipality_code", "title")
+_FEES_KEYS = ("early_months", "exemptions")
+_PROGRAMME_KEYS = ("code", "name", "one_method_per_year")
+_METHOD_KEYS = (
+    "code", "name", "sex", "min_age", "max_age", "interval", "milestones", "cohort",
+    "smoking_index_min", "with_programme", "settings", "copay", "unit_price", "coupon", "enabled",
+)  # fmt: skip
+
+
+def _ordered(table: Mapping[str, Any], keys: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """The table's items in the documented order; keys the format does not know come last
+    (parse refuses them, so a valid document has none)."""
+    known = [(k, table[k]) for k in keys if k in table]
+    return known + [(k, v) for k, v in table.items() if k not in keys]
+
+
+def to_toml(document: Mapping[str, Any], header: tuple[str, ...] = ()) -> str:
+    """Write a catalogue document as TOML in the layout of the shipped files.
+
+    Why tomlkit and not a hand-written writer: quoting and escaping of TOML strings is easy to
+    get subtly wrong, and tomlkit (unlike tomli-w) writes the inline tables and one-line arrays
+    that keep a method on one screen, as in the files staff review. ``header`` lines become
+    comments at the top. Comments of the original file are not kept: the stored version is a
+    document, not a file. Keys come in the documented order whatever order the database
+    returned them in (PostgreSQL's jsonb does not keep it).
+    """
+    import tomlkit
+
+    doc = tomlkit.document()
+    for line in header:
+        doc.add(tomlkit.comment(line))
+    if header:
+        doc.add(tomlkit.nl())
+    for key, value in _ordered(document, _TOP_KEYS):
+        if key not in ("fees", "programmes"):
+            doc.add(key, value)
+    if "fees" in document:
+        fees = tomlkit.table()
+        for key, value in _ordered(document["fees"], _FEES_KEYS):
+            fees.add(key, value)
+        doc.add(tomlkit.nl())
+        doc.add("fees", fees)
+    programmes = tomlkit.aot()
+    for raw in document.get("programmes", []):
+        table = tomlkit.table()
+        for key, value in _ordered(raw, _PROGRAMME_KEYS):
+            if key != "methods":
+                table.add(key, value)
+        methods = tomlkit.aot()
+        for method in raw.get("methods", []):
+            row = tomlkit.table()
+            for key, value in _ordered(method, _METHOD_KEYS):
+                if isinstance(value, Mapping):
+                    inline = tomlkit.inline_table()
+                    inline.update(value)
+                    value = inline
+                row.add(key, value)
+            methods.append(row)
+        table.add("methods", methods)
+        programmes.append(table)
+    doc.add("programmes", programmes)
+    return tomlkit.dumps(doc)
+
+
+# ------------------------------------------------------------------------------ comparing
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between two catalogues, worded for staff.
+
+    ``子宮頸部細胞診: 上限年齢 — → 29歳``
+    """
+
+    subject: str  # a method's or programme's name, or 自己負担 for the fees settings
+    item: str
+    before: str = ""
+    after: str = ""
+
+    def __str__(self) -> str:
+        if not self.before and not self.after:
+            return f"{self.subject}: {self.item}"
+        return f"{self.subject}: {self.item} {self.before} → {self.after}"
+
+
+NONE = "—"
+
+
+def _age(value: int | None) -> str:
+    return NONE if value is None else f"{value}歳"
+
+
+def _ages(values: tuple[int, ...]) -> str:
+    return "・".join(str(a) for a in values) + "歳" if values else NONE
+
+
+def _yen(value: int | None) -> str:
+    return NONE if value is None else f"{value:,}円"
+
+
+def _coupon(c: Coupon | None) -> str:
+    return NONE if c is None else f"{c.name}（前年度に{c.turned_age}歳、番号の頭 {c.prefix}）"
+
+
+def _settings(values: tuple[str, ...]) -> str:
+    return "・".join(SETTINGS[s] for s in values) or NONE
+
+
+def _method_changes(old: Method, new: Method, programme_names: Mapping[str, str]) -> list[Change]:
+    fields: list[tuple[str, str, str]] = [
+        ("名称", old.name, new.name),
+        ("検診事業", programme_names.get(old.programme, old.programme),
+         programme_names.get(new.programme, new.programme)),
+        ("対象の性別", SEX_LABELS[old.sex], SEX_LABELS[new.sex]),
+        ("下限年齢", _age(old.min_age), _age(new.min_age)),
+        ("上限年齢", _age(old.max_age), _age(new.max_age)),
+        ("受診間隔", INTERVALS[old.interval], INTERVALS[new.interval]),
+        ("節目年齢", _ages(old.milestones), _ages(new.milestones)),
+        ("偶数・奇数年齢", COHORTS[old.cohort], COHORTS[new.cohort]),
+        ("喫煙指数の下限", str(old.smoking_index_min or NONE), str(new.smoking_index_min or NONE)),
+        ("同時に実施する検診", programme_names.get(old.with_programme, old.with_programme or NONE),
+         programme_names.get(new.with_programme, new.with_programme or NONE)),
+        ("実施方式", _settings(old.settings), _settings(new.settings)),
+    ]  # fmt: skip
+    for setting, label in SETTINGS.items():
+        fields.append(
+            (f"自己負担（{label}）", _yen(old.copay.get(setting)), _yen(new.copay.get(setting)))
+        )
+    for setting, label in SETTINGS.items():
+        fields.append(
+            (
+                f"委託料単価（{label}）",
+                _yen(old.unit_price.get(setting)),
+                _yen(new.unit_price.get(setting)),
+            )
+        )
+    fields.append(("無料クーポン", _coupon(old.coupon), _coupon(new.coupon)))
+    fields.append(
+        ("実施", "する" if old.enabled else "しない", "する" if new.enabled else "しない")
+    )
+    return [Change(new.name, item, a, b) for item, a, b in fields if a != b]
+
+
+def changes(old: Catalogue, new: Catalogue) -> list[Change]:
+    """What differs from ``old`` to ``new``, in the order of ``new``'s programmes and methods.
+
+    Pure: two parsed catalogues in, a short list out — the year page shows it against the
+    previous fiscal year, the version page against the previous version. Titles and the
+    fiscal year itself are not differences worth listing.
+    """
+    out: list[Change] = []
+    (old_exemptions, old_months), (new_exemptions, new_months) = (
+        describe_fees(old.fees),
+        describe_fees(new.fees),
+    )
+    if old_exemptions != new_exemptions:
+        out.append(Change("自己負担", "免除の種類（判定の順）", old_exemptions, new_exemptions))
+    if old_months != new_months:
+        out.append(Change("自己負担", "前年度の課税区分で判定する受診月", old_months, new_months))
+    names = {p.code: p.name for p in (*old.programmes, *new.programmes)}
+    old_programmes = {p.code: p for p in old.programmes}
+    for p in new.programmes:
+        before = old_programmes.get(p.code)
+        if before is None:
+            out.append(Change(p.name, "検診事業を追加"))
+            continue
+        if before.name != p.name:
+            out.append(Change(p.name, "名称", before.name, p.name))
+        if before.one_method_per_year != p.one_method_per_year:
+            yes_no = {True: "1つだけ", False: "複数可"}
+            out.append(
+                Change(
+                    p.name,
+                    "同じ年度に受けられる検査方法",
+                    yes_no[before.one_method_per_year],
+                    yes_no[p.one_method_per_year],
+                )
+            )
+    new_codes = {p.code for p in new.programmes}
+    for p in old.programmes:
+        if p.code not in new_codes:
+            out.append(Change(p.name, "検診事業を削除"))
+    for m in new.methods:
+        before_m = old.methods_by_code.get(m.code)
+        if before_m is None:
+            out.append(Change(m.name, "検査方法を追加"))
+        else:
+            out.extend(_method_changes(before_m, m, names))
+    for m in old.methods:
+        if m.code not in new.methods_by_code:
+            out.append(Change(m.name, "検査方法を削除"))
+    return out
+
+
+# ------------------------------------------------------------------------------ adjusting
+
+# What the staff screen may adjust on a method (the rest stays as the file wrote it).
+ADJUSTABLE = (
+    "min_age", "max_age", "cohort", "milestones", "settings", "copay", "unit_price", "enabled",
+)  # fmt: skip
+
+
+NO_CHANGE = "変更がありません（前の版と同じ内容は保存しません）"
+
+
+def adjusted(
+    document: Mapping[str, Any], method_code: str, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], Catalogue]:
+    """The document with one method adjusted, validated: (new document, its catalogue).
+
+    CatalogueError (with the place) if the result is not a valid catalogue or changes nothing.
+    Compared as rules, not as text: leaving out ``enabled = true`` is no change.
+    """
+    new = with_method_values(document, method_code, values)
+    catalogue = parse(new)
+    if catalogue == parse(document):
+        raise CatalogueError(NO_CHANGE)
+    return new, catalogue
+
+
+def with_method_values(
+    document: Mapping[str, Any], method_code: str, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A copy of ``document`` with one method's adjustable items replaced by ``values``.
+
+    Pure and unvalidated (the caller parses the result): an empty value (None, "", []) removes
+    the key, so the document says "no upper age" by leaving ``max_age`` out, as files do.
+    KeyError if the method is not in the document.
+    """
+    import copy
+
+    unknown = set(values) - set(ADJUSTABLE)
+    if unknown:
+        raise ValueError(f"adjustable items only: {sorted(unknown)}")
+    new = copy.deepcopy(dict(document))
+    for programme in new.get("programmes", []):
+        for method in programme.get("methods", []):
+            if method.get("code") == method_code:
+                for key, value in values.items():
+                    if value is None or value == "" or value == [] or value == {}:
+                        method.pop(key, None)
+                    else:
+                        method[key] = copy.deepcopy(value)
+                return new
+    raise KeyError(method_code)
+
+
+# ------------------------------------------------------------------------------ describing
+
+
+@dataclass(frozen=True)
+class MethodSummary:
+    """One method in words, as the year page and ``kenshin programs show`` list it."""
+
+    code: str
+    name: str
+    sex: str
+    ages: str
+    interval: str
+    milestones: str
+    cohort: str
+    settings: str
+    copay: str
+    unit_price: str
+    coupon: str
+    enabled: str
+    extra: str  # 喫煙指数 / 同時実施: conditions most methods do not have
+
+
+def _per_setting(m: Method, amounts: Mapping[str, int]) -> str:
+    return "、".join(f"{SETTINGS[s]} {_yen(amounts.get(s))}" for s in m.settings)
+
+
+def describe(m: Method, programme_names: Mapping[str, str] | None = None) -> MethodSummary:
+    names = programme_names or {}
+    extra = []
+    if m.smoking_index_min is not None:
+        extra.append(f"喫煙指数 {m.smoking_index_min} 以上")
+    if m.with_programme:
+        extra.append(f"{names.get(m.with_programme, m.with_programme)}と同時に実施（名簿なし）")
+    ages = f"{m.min_age}歳〜" + (f"{m.max_age}歳" if m.max_age is not None else "")
+    return MethodSummary(
+        code=m.code,
+        name=m.name,
+        sex=SEX_LABELS[m.sex],
+        ages=ages,
+        interval=INTERVALS[m.interval],
+        milestones=_ages(m.milestones),
+        cohort=COHORTS[m.cohort] if m.cohort else NONE,
+        settings=_settings(m.settings),
+        copay=_per_setting(m, m.copay),
+        unit_price=_per_setting(m, m.unit_price),
+        coupon=_coupon(m.coupon),
+        enabled="実施" if m.enabled else "実施しない",
+        extra="、".join(extra),
+    )
+
+
+def describe_fees(fees: Fees) -> tuple[str, str]:
+    """(免除の種類 in order, 前年度の課税区分で判定する月) in words."""
+    return (
+        "、".join(EXEMPTIONS[e] for e in fees.exemptions) or NONE,
+        "・".join(f"{m}月" for m in fees.early_months) or NONE,
+    )
