@@ -813,3 +813,24 @@ def test_every_decision_over_a_grid_is_labelled_and_consistent(fy):
     else:
         unreachable |= {"disabled"}
     assert set(REASONS) - seen == unreachable
+
+
+def test_docs_list_every_reason_code_with_its_label():
+    """docs/programmes.md §4 is what staff read: it must say what the code stores."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[4] / "docs" / "programmes.md"
+    text = docs.read_text(encoding="utf-8")
+    section = text[text.index("## 4. 理由コード") : text.index("## 5. ")]
+    rows = {
+        cells[0].strip("` "): (cells[1].strip(), cells[2].strip())
+        for line in section.splitlines()
+        if line.startswith("| `") and len(cells := line.strip("|").split("|")) == 3
+    }
+    for code, label in REASONS.items():
+        kind = (
+            "対象" if code in ELIGIBLE_REASONS else "対象外" if code in INELIGIBLE_REASONS else ""
+        )
+        assert code in rows, code
+        assert rows[code][1] == label, code
+        assert not kind or rows[code][0] == kind, code
