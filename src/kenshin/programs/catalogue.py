@@ -598,6 +598,8 @@ class MethodSummary:
     coupon: str
     enabled: str
     extra: str  # 喫煙指数 / 同時実施: conditions most methods do not have
+    amounts: tuple[tuple[str, str, str], ...] = ()  # (方式, 自己負担, 委託料単価) per setting
+    coupon_short: str = NONE  # 前年度に40歳（B）
 
 
 def _per_setting(m: Method, amounts: Mapping[str, int]) -> str:
@@ -626,6 +628,10 @@ def describe(m: Method, programme_names: Mapping[str, str] | None = None) -> Met
         coupon=_coupon(m.coupon),
         enabled="実施" if m.enabled else "実施しない",
         extra="、".join(extra),
+        amounts=tuple(
+            (SETTINGS[s], _yen(m.copay.get(s)), _yen(m.unit_price.get(s))) for s in m.settings
+        ),
+        coupon_short=f"前年度に{m.coupon.turned_age}歳（{m.coupon.prefix}）" if m.coupon else NONE,
     )
 
 
