@@ -51,9 +51,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -64,7 +64,7 @@ from django_tasks import task
 from django_tasks.backends.immediate import ImmediateBackend
 
 from kenshin.core import audit, clock, mynumber
-from kenshin.core.models import JobRun
+from kenshin.core.models import ID_LENGTH, JobRun
 from kenshin.core.progress import ProgressLine
 
 __all__ = [
@@ -96,6 +96,7 @@ INTERRUPTED = "作業プロセスが停止したため、処理を中断しま�
 ABANDONED = "作業プロセスからの応答がないため、中断として扱いました。もう一度実行してください。"
 MAX_MESSAGE = 2000
 MAX_PARAM_TEXT = 100
+_RUN_ID = re.compile(f"[a-z]{{{ID_LENGTH}}}")
 
 
 class JobError(Exception):
@@ -318,7 +319,7 @@ def run_job(
 
 @task()
 def execute(run_id: str) -> dict[str, str]:
-    """The one django-tasks task: run the recorded job ``run_id`` (a UUID, no personal data)."""
+    """The one django-tasks task: run the recorded job ``run_id`` (random letters, nothing else)."""
     run = JobRun.objects.filter(pk=run_id).first()
     if run is None:
         logger.warning("job %s: no such run (removed?)", run_id)
@@ -493,12 +494,11 @@ class JobReporter:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def get_run(run_id: uuid.UUID | str) -> JobRun | None:
+def get_run(run_id: str) -> JobRun | None:
     """The run, or None (also for a malformed id)."""
-    try:
-        return JobRun.objects.filter(pk=uuid.UUID(str(run_id))).first()
-    except ValueError:
+    if not _RUN_ID.fullmatch(str(run_id)):
         return None
+    return JobRun.objects.filter(pk=run_id).first()
 
 
 def can_view(user: Any, run: JobRun) -> bool:
@@ -523,7 +523,7 @@ def report_rows(run: JobRun) -> list[tuple[str, Any]]:
     return [(label, run.result[key]) for key, label in labels.items() if key in run.result]
 
 
-def abandon(run_id: uuid.UUID | str) -> JobRun | None:
+def abandon(run_id: str) -> JobRun | None:
     """Close a run left queued or running by a worker that died (SIGKILL, power loss)."""
     run = get_run(run_id)
     if run is None or not run.is_active:

@@ -11,10 +11,17 @@ Nothing here is personal data: ``params`` hold ids and codes (a fiscal year, a p
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import string
 
 from django.db import models
 from django.db.models import Q
+
+ID_LENGTH = 20
+
+
+def new_job_id() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(ID_LENGTH))
 
 
 class JobRun(models.Model):
@@ -28,8 +35,13 @@ class JobRun(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
-    # A random id: it appears in URLs (/jobs/<id>/) and must tell nothing, not even a count.
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # A random id of 20 lowercase letters (94 bits): it appears in URLs (/jobs/<id>/), logs and
+    # messages, and must tell nothing, not even a count. Letters only, because a UUID's digit
+    # groups (…-1234-5678-9012-…) sometimes form a valid-looking 個人番号, which the log masking
+    # would hide and the leak guard would report.
+    id = models.CharField(
+        primary_key=True, max_length=ID_LENGTH, default=new_job_id, editable=False
+    )
     kind = models.CharField(max_length=64)  # "screening.roster_build"
     label = models.CharField(max_length=200)  # Japanese, shown on screen and in the CLI
     params = models.JSONField(default=dict, blank=True)  # ids and codes, never personal data

@@ -5,5 +5,5 @@ from kenshin.web import views
 app_name = "web"
 urlpatterns = [
     path("", views.home, name="home"),
-    path("jobs/<uuid:job_id>/", views.job_progress, name="job_progress"),
+    path("jobs/<slug:job_id>/", views.job_progress, name="job_progress"),
 ]

@@ -1,7 +1,5 @@
 """The home page, where each day's work starts, and the progress of background jobs."""
 
-import uuid
-
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -28,7 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
     "ジョブの進み具合（段階と件数だけ。見られるのは依頼した本人と、その種類の処理の機能を"
     "持つ人。ほかの人には core.jobs.can_view が拒否する）"
 )
-def job_progress(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+def job_progress(request: HttpRequest, job_id: str) -> HttpResponse:
     """A job's progress block (htmx polls it every second), or a page around it.
 
     Who may look is decided per run (core.jobs.can_view), so the route itself is only

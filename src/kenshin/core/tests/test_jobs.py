@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
-import uuid
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -74,7 +74,7 @@ def stopped_work(reporter: jobs.JobReporter) -> None:
 _seen_by_others: dict[str, object] = {}
 
 
-def _read_elsewhere(run_id: uuid.UUID) -> None:
+def _read_elsewhere(run_id: str) -> None:
     """Another thread = other connections: what a web request would see right now."""
     try:
         run = JobRun.objects.get(pk=run_id)
@@ -127,6 +127,9 @@ def test_started_job_runs_inline_in_tests_and_keeps_its_report(make_user):
     assert run.created_at <= run.started_at <= run.finished_at
     assert run.percent == 100
     assert run.report_rows == [("件数", 5), ("対象外", 1)]
+    assert re.fullmatch(r"[a-z]{20}", run.pk)  # no digits: never mistaken for a 個人番号
+    assert jobs.get_run(run.pk) == run
+    assert jobs.get_run("../" + run.pk) is None and jobs.get_run(run.pk.upper()) is None
 
 
 @pytest.mark.django_db
@@ -301,7 +304,7 @@ def test_jobs_command_lists_and_abandons(settings):
     with pytest.raises(CommandError, match="すでに終わって"):
         call_command("jobs", "abandon", str(run.pk), stdout=io.StringIO())
     with pytest.raises(CommandError, match="ありません"):
-        call_command("jobs", "abandon", str(uuid.uuid4()), stdout=io.StringIO())
+        call_command("jobs", "abandon", "nosuchjobnosuchjobab", stdout=io.StringIO())
 
 
 def test_progress_line_without_a_known_total_shows_no_percentage():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 import pytest
 
@@ -114,7 +113,8 @@ def test_a_holder_of_the_kinds_function_may_watch_anyones_run(make_user, signed_
 
 def test_unknown_job_is_404_and_anonymous_is_sent_to_sign_in(make_user, signed_in, client):
     user = make_user("jobweb10", roles=["hokenshi"])
-    assert _htmx(signed_in(user), type("R", (), {"pk": uuid.uuid4()})).status_code == 404
+    assert _htmx(signed_in(user), type("R", (), {"pk": "nosuchjobnosuchjobab"})).status_code == 404
+    assert _htmx(signed_in(user), type("R", (), {"pk": "x1"})).status_code == 404
     run = _run("jobweb10")
     response = client.get(f"/jobs/{run.pk}/")
     assert response.status_code == 302
@@ -132,3 +132,8 @@ def test_htmx_is_served_from_our_own_origin_and_the_csp_stays_self_only(make_use
     )
     csp = response["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe" not in csp
+
+
+def test_pages_before_full_sign_in_load_no_script(client):
+    html = client.get("/accounts/login/").content.decode()
+    assert "<script" not in html and "htmx" not in html
