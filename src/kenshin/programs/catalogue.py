@@ -14,6 +14,7 @@ silently widen or narrow a roster.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,11 @@ EXEMPTIONS = {
     "age70": "70歳以上",
     "late_elderly": "後期高齢者医療",
 }
+
+
+# Codes are stored in narrow columns and compiled into the roster build's SQL: lower-case ASCII.
+_METHOD_CODE = re.compile(r"^[a-z][a-z0-9_]{0,29}$")
+_PROGRAMME_CODE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
 
 class CatalogueError(ValueError):
@@ -224,7 +230,7 @@ def _method(data: Any, where: str, programme: str) -> Method:
 
 
 def _check_method(m: Method, where: str) -> None:
-    if not m.code.isascii() or not m.code.replace("_", "").isalnum() or len(m.code) > 30:
+    if not _METHOD_CODE.match(m.code):
         raise CatalogueError(f"{where}.code: 英小文字・数字・_ で 30 文字以内です（{m.code!r}）")
     if m.max_age is not None and m.max_age < m.min_age:
         raise CatalogueError(f"{where}.max_age: min_age（{m.min_age}）より小さくできません")
@@ -277,6 +283,8 @@ def parse(data: Mapping[str, Any]) -> Catalogue:
         where = f"programmes[{i}]"
         p = _Reader(raw, where)
         code = p.get("code", str)
+        if not _PROGRAMME_CODE.match(code):
+            raise CatalogueError(f"{where}.code: 英小文字・数字・_ で 20 文字以内です（{code!r}）")
         methods = tuple(
             _method(m, f"{where}.methods[{j}]", code) for j, m in enumerate(p.get("methods", list))
         )

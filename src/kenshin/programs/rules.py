@@ -18,7 +18,8 @@ The decision for one method, in order (the first rule that applies decides):
    * biennial (指針: 原則 2年に1回, but an opportunity every year): in the city's cohort
      (even/odd age) → ``cohort``; else not screened by the programme in the previous FY →
      ``catch_up``; else ``screened_last_year``. Without a cohort rule the same minus the first step;
-   * five-yearly with 節目 (HPV検査単独法): 追跡検査 due in this FY → ``follow_up``; a 節目
+   * five-yearly with 節目 (HPV検査単独法): 追跡検査 due by the end of this FY and not yet
+     done (no HPV test since the FY it fell due) → ``follow_up``; a 節目
      age → ``milestone``; an HPV test within the last five FYs → ``within_interval``; moved in
      since the start of the previous FY → ``move_in``; HPV tested five or more FYs ago →
      ``interval_due``; not screened for the programme in the previous FY → ``first_hpv``
@@ -44,7 +45,7 @@ ELIGIBLE_REASONS: dict[str, str] = {
     "cohort": "対象年齢（市が定める偶数・奇数年齢）",
     "catch_up": "前年度に受診していない（2年に1回の検診は毎年度受診の機会あり）",
     "milestone": "節目年齢",
-    "follow_up": "HPV検査の追跡検査の時期（トリアージ陰性から1年）",
+    "follow_up": "HPV検査の追跡検査の時期（トリアージ陰性から1年。未受診のままなら翌年度以降も）",
     "move_in": "転入者（前年度以降の転入）",
     "interval_due": "前回のHPV検査から5年度以上経過",
     "first_hpv": "HPV検査単独法の初回（前年度に子宮頸がん検診を受けていない）",
@@ -192,13 +193,15 @@ def _interval(
             return _yes(method, "never_tested", age)
         return _no(method, "tested_before", age)
     # five_yearly (HPV検査単独法)
-    first_day, last_day = fiscal_year_bounds(fy)
+    last_day = fiscal_year_bounds(fy)[1]
     due = history.follow_up_due.get(method.code)
-    if due is not None and first_day <= due <= last_day:
+    last = history.last_method_year(method.code, fy)
+    # Due by the end of this FY and no HPV test since the FY it fell due: a 追跡検査 missed in
+    # its year stays due (it must not turn into "within the interval" and lapse).
+    if due is not None and due <= last_day and (last is None or last < fiscal_year_of(due)):
         return _yes(method, "follow_up", age)
     if age in method.milestones:
         return _yes(method, "milestone", age)
-    last = history.last_method_year(method.code, fy)
     if last is not None and fy - last < 5:
         return _no(method, "within_interval", age)
     if person.moved_in is not None and fiscal_year_bounds(fy - 1)[0] <= person.moved_in <= base:

@@ -45,6 +45,7 @@ Progress = Callable[[str, int, int], None]
 # (a man for mammography, a 45-year-old for the 節目-only periodontal check).
 OUT_OF_POPULATION = (
     "deceased", "moved_out", "not_resident", "sex", "under_age", "over_age", "smoking_index",
+    "not_milestone",
 )  # fmt: skip
 _SAFE = re.compile(r"^[a-z0-9_]+$")
 
@@ -133,9 +134,12 @@ def reason_sql(catalogue: Catalogue, method: Method, base: date) -> str:
         steps.append("ELSE 'tested_before'")
     else:  # five_yearly
         m = fives[method.code]
-        first, last = fiscal_year_bounds(fy)
+        last = fiscal_year_bounds(fy)[1]
+        # A 追跡検査 due by the end of this FY with no HPV test since the FY it fell due in
+        # (overdue ones stay due: rules.decide).
         steps += [
-            f"WHEN h.m{m}_due BETWEEN {_date(first)} AND {_date(last)} THEN 'follow_up'",
+            f"WHEN h.m{m}_due <= {_date(last)} AND h.m{m}_last < {_fy_of_sql(f'h.m{m}_due')} "
+            "THEN 'follow_up'",
             f"WHEN p.age IN ({_ints(method.milestones)}) THEN 'milestone'",
             f"WHEN h.m{m}_last IS NOT NULL AND {fy} - h.m{m}_last < 5 THEN 'within_interval'",
             f"WHEN p.moved_in IS NOT NULL AND p.moved_in >= {_date(fiscal_year_bounds(fy - 1)[0])}"
@@ -145,6 +149,21 @@ def reason_sql(catalogue: Catalogue, method: Method, base: date) -> str:
             "ELSE 'screened_last_year'",
         ]
     return "CASE " + " ".join(steps) + " END"
+
+
+def _fy_of_sql(expr: str) -> str:
+    """The fiscal year of a date column (fiscal.fiscal_year_of) in SQL."""
+    if connection.vendor == "sqlite":
+        year, month = (
+            f"CAST(substr({expr}, 1, 4) AS INTEGER)",
+            f"CAST(substr({expr}, 6, 2) AS INTEGER)",
+        )
+    else:
+        year, month = (
+            f"CAST(EXTRACT(YEAR FROM {expr}) AS INTEGER)",
+            f"CAST(EXTRACT(MONTH FROM {expr}) AS INTEGER)",
+        )
+    return f"({year} - CASE WHEN {month} < 4 THEN 1 ELSE 0 END)"
 
 
 def exemption_sql(catalogue: Catalogue, method: Method, *, early: bool) -> str:

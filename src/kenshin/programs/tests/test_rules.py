@@ -228,6 +228,18 @@ def test_hpv_follow_up_due_first_and_last_day_of_fy(due, expected):
 
 
 @pytest.mark.parametrize(
+    ("hpv_years", "expected"),
+    [
+        ({2025}, "follow_up"),  # due in FY2026 (one year after FY2025's triage), missed: still due
+        ({2025, 2026}, "within_interval"),  # the 追跡検査 was done in FY2026
+    ],
+)
+def test_hpv_follow_up_missed_in_its_year_stays_due(hpv_years, expected):
+    past = history(methods={"hpv_primary": hpv_years}, follow_up={"hpv_primary": date(2026, 6, 1)})
+    assert reason(2027, "hpv_primary", person(born_for(33, 2027)), past) == expected
+
+
+@pytest.mark.parametrize(
     ("moved_in", "base_date", "expected"),
     [
         (date(2024, 4, 1), None, "move_in"),  # first day of the previous FY
