@@ -141,11 +141,11 @@ def test_clear_override_restores_the_rules_decision(town):
 
 
 def test_override_can_make_a_not_eligible_person_eligible(town):
-    hanako = entries(HANAKO.atena_no)
-    # 45歳: periodontal 節目 is 40/50 — in the population (20–70) but not eligible this year.
-    assert hanako["periodontal_exam"].reason == "not_milestone"
-    services.override(STAFF, FY, "periodontal_exam", HANAKO.atena_no, True, "主治医の依頼")
-    assert entries(HANAKO.atena_no)["periodontal_exam"].eligible is True
+    # A mammogram last year: in the population (women 40+) but not eligible this year.
+    hanako = entries(HANAKO.atena_no)["mammography"]
+    assert (hanako.eligible, hanako.reason) == (False, "screened_last_year")
+    services.override(STAFF, FY, "mammography", HANAKO.atena_no, True, "主治医の依頼")
+    assert entries(HANAKO.atena_no)["mammography"].eligible is True
 
 
 @pytest.mark.parametrize(

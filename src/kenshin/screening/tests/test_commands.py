@@ -41,8 +41,14 @@ def test_build_prints_the_summary_and_per_method_counts(town):
     assert f"追加 {rows.count():,}件" in out
     mammography = rows.filter(method="mammography")
     line = next(ln for ln in out.splitlines() if ln.startswith("マンモグラフィ"))
-    assert line.split()[1:] == [f"{mammography.count():,}", f"{mammography.filter(eligible=True).count():,}"]
-    assert out.splitlines()[-1].split()[1:] == [f"{rows.count():,}", f"{rows.filter(eligible=True).count():,}"]
+    assert line.split()[1:] == [
+        f"{mammography.count():,}",
+        f"{mammography.filter(eligible=True).count():,}",
+    ]
+    assert out.splitlines()[-1].split()[1:] == [
+        f"{rows.count():,}",
+        f"{rows.filter(eligible=True).count():,}",
+    ]
     # A second run changes nothing and says so.
     again, _ = run("build", "--fy", "2025")
     assert f"追加 0件、変更 0件、変更なし {rows.count():,}件" in again
@@ -69,7 +75,7 @@ def test_explain_prints_each_decision_with_its_rule_and_records_the_read(town):
     lines = out.splitlines()
     assert lines[0] == f"2025年度 対象者の判定　宛名番号 {HANAKO.atena_no}"
     assert "性別 女　年度末年齢 45歳　住民状態（基準日） 住民" in out
-    assert "  マンモグラフィ: ○ 対象  規則 [catch_up] 前年度に受診していない" in out
+    assert "  マンモグラフィ: × 対象外  規則 [screened_last_year] 前年度に受診済み" in out
     assert "  HPV検査単独法: ○ 対象  規則 [milestone] 節目年齢" in out
     assert "  歯周疾患検診: × 対象外  規則 [not_milestone] 節目年齢ではない" in out
     assert "  胃内視鏡検査: × 対象外  規則 [under_age]" in out
@@ -77,8 +83,9 @@ def test_explain_prints_each_decision_with_its_rule_and_records_the_read(town):
     assert "    職員の判断: 対象外（規則では [annual] 毎年度の対象年齢）" in out
     # 生活保護 from FY2025 only: exempt from July, the April–June rule uses FY2024 (taxed).
     assert "免除 生活保護　4〜6月の受診は免除 なし" in out
-    assert "自己負担: 個別 0円（4〜6月 1,700円）、集団 0円（4〜6月 1,000円）" in out
+    assert "自己負担: 個別 0円（4〜6月 800円）、集団 0円（4〜6月 500円）" in out  # 胸部X線
     assert "自己負担（対象外のため委託単価）: 個別 17,600円" in out  # 胃内視鏡 at 45
+    assert "自己負担（対象外のため委託単価）: 個別 8,800円、集団 6,600円" in out  # マンモ
     # No name, kana or address in the output.
     for text in (HANAKO.name, HANAKO.kana, "呉市", HANAKO.birth.isoformat()):
         assert text not in out

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from kenshin.residents import services as residents
+from kenshin.screening import services as screening
 
 FULL_LOAD_DAY = "2024-04-01"
 
@@ -28,12 +29,17 @@ class Person:
 
 
 # FY2025 (base date 2025-04-01), 年度末年齢 in brackets.
+# HANAKO: マンモグラフィ last year (not eligible this year). TARO: 肝炎 tested in 2019.
 HANAKO = Person("1000000001", 2, date(1980, 6, 1))  # [45] 乳・HPV節目・骨粗節目
 TARO = Person("1000000002", 1, date(1960, 1, 15), "試験　太郎", "シケン　タロウ")  # [66]
-MISAKI = Person("1000000003", 2, date(2004, 10, 10), "試験　美咲", "シケン　ミサキ")  # [21] 頸クーポン
+MISAKI = Person(
+    "1000000003", 2, date(2004, 10, 10), "試験　美咲", "シケン　ミサキ"
+)  # [21] 頸クーポン
 KEN = Person("1000000004", 1, date(1975, 4, 2), "試験　健", "シケン　ケン")  # [50] 歯周節目
 FORMULA = Person("1000000005", 2, date(1970, 8, 8), "=HYPERLINK(1)", "シケン　イコール")  # [55]
-GONE = Person("1000000006", 1, date(1950, 3, 3), "試験　一郎", "シケン　イチロウ")  # died 2025-03-01
+GONE = Person(
+    "1000000006", 1, date(1950, 3, 3), "試験　一郎", "シケン　イチロウ"
+)  # died 2025-03-01
 TOWN = (HANAKO, TARO, MISAKI, KEN, FORMULA, GONE)
 
 
@@ -89,3 +95,13 @@ def import_town(tmp_path: Path, people=TOWN) -> None:
     files.append(_write(tmp_path / "03-categories.csv", residents.CATEGORY_FEED_HEADER, categories))
     reports = residents.import_feed_files(files, stdout=None, actor="test")
     assert all(not r.errors for r in reports), [str(e) for r in reports for e in r.errors]
+    # History: HANAKO had a mammogram last year (biennial: not eligible this year, still in the
+    # population); TARO had the once-in-a-lifetime hepatitis test.
+    history = []
+    if HANAKO in people:
+        history.append(screening.ExamFact(HANAKO.atena_no, "breast", "mammography",
+                                          date(2024, 6, 10), "individual"))  # fmt: skip
+    if TARO in people:
+        history.append(screening.ExamFact(TARO.atena_no, "hepatitis", "hepatitis_test",
+                                          date(2019, 9, 1), "individual"))  # fmt: skip
+    screening.record_exam_history(history, actor="test")
