@@ -216,7 +216,9 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
         "c.insurance_category AS ins, cp.tax_category AS tax_prev "
         f"FROM ({reg_sql}) r LEFT JOIN ({mv_sql}) m ON m.atena_no = r.atena_no "
         f"LEFT JOIN ({cat_sql}) c ON c.atena_no = r.atena_no "
-        f"LEFT JOIN ({prev_sql}) cp ON cp.atena_no = r.atena_no",
+        f"LEFT JOIN ({prev_sql}) cp ON cp.atena_no = r.atena_no "
+        # Stored in 宛名番号 order: each method's insert then walks the unique index in order.
+        "ORDER BY r.atena_no",
         reg_params + mv_params + cat_params + prev_params,
     )
     cursor.execute("CREATE INDEX kb_person_atena ON kb_person (atena_no)")
@@ -295,7 +297,7 @@ def _upsert_method(
         f"{exemption_sql(catalogue, method, early=True)} AS exemption_early "
         f"FROM {_SOURCES} LEFT JOIN {EXCLUSION} x ON x.municipality_code = %s "
         "AND x.fiscal_year = %s AND x.programme = %s AND x.atena_no = p.atena_no) t "
-        f"WHERE t.reason NOT IN ({out}) ORDER BY t.atena_no "
+        f"WHERE t.reason NOT IN ({out}) "
         "ON CONFLICT (municipality_code, fiscal_year, method, atena_no) DO UPDATE SET "
         "sex = excluded.sex, age = excluded.age, "
         "computed_eligible = excluded.computed_eligible, "
@@ -305,40 +307,45 @@ def _upsert_method(
         f"reason = CASE WHEN {ROSTER}.override_eligible IS NULL "
         "THEN excluded.computed_reason ELSE 'override' END, "
         "exclusion = excluded.exclusion, exemption = excluded.exemption, "
-        "exemption_early = excluded.exemption_early, build_id = excluded.build_id, "
-        f"changed_build = CASE WHEN {changed} THEN excluded.changed_build "
-        f"ELSE {ROSTER}.changed_build END",
+        "exemption_early = excluded.exemption_early, changed_build = excluded.changed_build "
+        # Unchanged rows are not rewritten: a rebuild of an unchanged year reads, never writes.
+        f"WHERE {changed}",
         [mc, fy, method.programme, method.code, build, build, mc, fy, method.programme],
     )
 
 
-def _mark_left(cursor: Any, catalogue: Catalogue, method: Method, base: date, build: int) -> None:
-    """Rows of this method not written by this build: the person left the population."""
+def _mark_left(cursor: Any, catalogue: Catalogue, method: Method, base: date, build: int) -> int:
+    """Rows of people who have left the method's population: not eligible, with the reason.
+
+    Only rows whose stored decision differs are written (a rebuild changes nothing twice).
+    Returns the number of rows marked.
+    """
     fy, mc = catalogue.fiscal_year, settings.MUNICIPALITY_CODE
     reason = reason_sql(catalogue, method, base) if method.rostered else "'disabled'"
+    out = ", ".join(_lit(c) for c in (*OUT_OF_POPULATION, "disabled"))
     cursor.execute("DROP TABLE IF EXISTS kb_left")
     cursor.execute(
-        f"CREATE TEMP TABLE kb_left AS SELECT e.id AS id, "  # noqa: S608  # nosec B608
+        "CREATE TEMP TABLE kb_left AS SELECT id, reason FROM ("  # noqa: S608  # nosec B608
+        "SELECT e.id AS id, e.computed_eligible AS was_eligible, e.computed_reason AS was, "
         f"CASE WHEN p.atena_no IS NULL THEN 'not_resident' ELSE {reason} END AS reason "
         f"FROM {ROSTER} e LEFT JOIN kb_person p ON p.atena_no = e.atena_no "
         "LEFT JOIN kb_hist h ON h.atena_no = e.atena_no "
         "LEFT JOIN kb_smoke s ON s.atena_no = e.atena_no "
-        "WHERE e.municipality_code = %s AND e.fiscal_year = %s AND e.method = %s "
-        "AND e.build_id <> %s",
-        [mc, fy, method.code, build],
+        "WHERE e.municipality_code = %s AND e.fiscal_year = %s AND e.method = %s) t "
+        f"WHERE t.reason IN ({out}) AND (t.was_eligible OR t.was <> t.reason)",
+        [mc, fy, method.code],
     )
     cursor.execute(
-        f"UPDATE {ROSTER} SET "  # noqa: S608  # nosec B608
-        f"changed_build = CASE WHEN {ROSTER}.computed_eligible OR "
-        f"{ROSTER}.computed_reason <> l.reason THEN %s ELSE {ROSTER}.changed_build END, "
+        f"UPDATE {ROSTER} SET changed_build = %s, "  # noqa: S608  # nosec B608
         "computed_eligible = FALSE, computed_reason = l.reason, "
         f"eligible = CASE WHEN {ROSTER}.override_eligible IS NULL THEN FALSE "
         f"ELSE {ROSTER}.override_eligible END, "
         f"reason = CASE WHEN {ROSTER}.override_eligible IS NULL THEN l.reason "
-        "ELSE 'override' END, build_id = %s "
+        "ELSE 'override' END "
         f"FROM kb_left l WHERE {ROSTER}.id = l.id",
-        [build, build],
+        [build],
     )
+    return max(cursor.rowcount, 0)
 
 
 def _number_coupons(cursor: Any, catalogue: Catalogue, method: Method) -> int:
@@ -407,6 +414,7 @@ def build_roster(
         )
         mine = RosterEntry.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
         before = mine.count()
+        left = 0
         with connection.cursor() as cursor:
             report("住民記録と受診歴の準備", 0, total)
             _prepare(cursor, catalogue, base)
@@ -414,7 +422,7 @@ def build_roster(
                 report(method.name, i, total)
                 if method.rostered:
                     _upsert_method(cursor, catalogue, method, base, build.pk)
-                _mark_left(cursor, catalogue, method, base, build.pk)
+                left += _mark_left(cursor, catalogue, method, base, build.pk)
                 if method.rostered and method.coupon is not None:
                     _number_coupons(cursor, catalogue, method)
             report("集計", total - 1, total)
@@ -435,7 +443,6 @@ def build_roster(
             per_method[row["method"]] = {"rows": row["rows"], "eligible": row["eligible"]}
             changed_rows += row["changed"]
             after += row["rows"]
-        left = mine.filter(changed_build=build.pk, computed_reason__in=OUT_OF_POPULATION).count()
         inserted = after - before
         counts = {
             "inserted": inserted,

@@ -54,7 +54,7 @@ class RosterEntry(models.Model):
     atena_no = _code("宛名番号", 15)
     sex = models.PositiveSmallIntegerField("性別")
     age = models.SmallIntegerField("年度末年齢")
-    # The decision the rules made (rewritten by every build) …
+    # The decision the rules made (recomputed by every build) …
     computed_eligible = models.BooleanField("判定（規則）")
     computed_reason = models.CharField("理由（規則）", max_length=20)
     # … and the one that counts: the computed one unless staff overrode it (kept by rebuilds).
@@ -70,6 +70,8 @@ class RosterEntry(models.Model):
     exemption = models.CharField("免除", max_length=20, blank=True)
     exemption_early = models.CharField("免除（4〜6月）", max_length=20, blank=True)
     coupon_no = models.CharField("クーポン番号", max_length=16, blank=True)
+    # The build that first wrote the row, and the last one that changed it (unchanged rows are
+    # not rewritten, so a rebuild of an unchanged year writes nothing).
     build = models.ForeignKey(
         RosterBuild, on_delete=models.PROTECT, related_name="+", verbose_name="抽出",
         db_index=False, db_constraint=False,
