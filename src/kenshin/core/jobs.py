@@ -94,6 +94,9 @@ UNEXPECTED = (
 )
 INTERRUPTED = "作業プロセスが停止したため、処理を中断しました。もう一度実行してください。"
 ABANDONED = "作業プロセスからの応答がないため、中断として扱いました。もう一度実行してください。"
+UNKNOWN_KIND = (
+    "この種類の処理は、いまの版のシステムにはありません。システム管理者に連絡してください。"
+)
 MAX_MESSAGE = 2000
 MAX_PARAM_TEXT = 100
 _RUN_ID = re.compile(f"[a-z]{{{ID_LENGTH}}}")
@@ -257,9 +260,9 @@ def _create(kind: JobKind, label: str, params: Mapping[str, Any], actor: Any) ->
         return None
 
 
-def _active_twin(kind: JobKind, params: Mapping[str, Any]) -> JobRun:
+def _active_twin(kind: JobKind, params: Mapping[str, Any]) -> JobRun | None:
     key = _dedupe_key(kind.kind, _clean_params(kind.kind, params))
-    return JobRun.objects.get(dedupe_key=key, status__in=JobRun.ACTIVE)
+    return JobRun.objects.filter(dedupe_key=key, status__in=JobRun.ACTIVE).first()
 
 
 def start_job(kind: str, label: str, params: Mapping[str, Any], actor: Any) -> JobRun:
@@ -277,7 +280,13 @@ def start_job(kind: str, label: str, params: Mapping[str, Any], actor: Any) -> J
     with transaction.atomic(using=DB):
         run = _create(declared, label, params, actor)
         if run is None:
-            return _active_twin(declared, params)
+            twin = _active_twin(declared, params)
+            if twin is not None:
+                return twin
+            # The active run finished between our insert and this look-up: now we may.
+            run = _create(declared, label, params, actor)
+            if run is None:
+                raise JobError("同じ処理の開始が重なりました。もう一度実行してください。")
         if not inline:
             # In the same transaction as the run: the worker never sees one without the other.
             result = execute.enqueue(str(run.pk))
@@ -309,9 +318,8 @@ def run_job(
     run = _create(declared, label, params, actor)
     if run is None:
         twin = _active_twin(declared, params)
-        raise JobError(
-            f"同じ処理がすでに実行中です（ジョブ番号 {twin.pk}）。終わるまで待ってください。"
-        )
+        ref = f"（ジョブ番号 {twin.pk}）" if twin is not None else ""
+        raise JobError(f"同じ処理がすでに実行中です{ref}。終わるまで待ってください。")
     _execute(run, declared, stream=stream)
     run.refresh_from_db()
     return run
@@ -327,7 +335,13 @@ def execute(run_id: str) -> dict[str, str]:
     if not run.is_active:
         # Delivered twice (a re-queued task): the run already has its report.
         return {"status": run.status}
-    status = _execute(run, kind_of(run.kind), stream=None)
+    try:
+        kind = kind_of(run.kind)
+    except LookupError:
+        # Queued by a version that had this kind; this one has not (a rollback, a rename).
+        JobReporter(run).fail(UNKNOWN_KIND)
+        raise JobFailed(f"job {run.pk}: unknown kind {run.kind}") from None
+    status = _execute(run, kind, stream=None)
     if status == JobRun.Status.FAILED:
         # No chaining: the queue stores this traceback, and the original's text could quote data.
         raise JobFailed(f"job {run.pk} ({run.kind}) failed; see its record") from None

@@ -321,3 +321,21 @@ def test_progress_line_without_a_known_total_shows_no_percentage():
     assert "1,234件" in out.getvalue() and "%" not in out.getvalue()
     line.finish(1234)
     assert "100%" in out.getvalue().rsplit("\r", 1)[-1]
+
+
+@pytest.mark.django_db
+def test_a_queued_run_of_a_kind_this_version_lacks_fails_with_a_message():
+    now = clock.now()
+    run = JobRun.objects.create(
+        kind="coretest.gone",
+        label="古い処理",
+        requested_by="system",
+        created_at=now,
+        updated_at=now,
+    )
+    with pytest.raises(jobs.JobFailed):
+        jobs.execute.call(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.message) == (JobRun.Status.FAILED, jobs.UNKNOWN_KIND)
+    # Delivered again: the finished run is left as it is.
+    assert jobs.execute.call(run.pk) == {"status": "failed"}
