@@ -322,7 +322,12 @@ def load_file(path: Path | str) -> tuple[dict[str, Any], Catalogue]:
     """Read a TOML catalogue file: the raw document (kept as written) and its parsed form."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a file saved by Windows Notepad starts with a BOM, which TOML forbids.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise CatalogueError(
+            f"{path.name}: UTF-8 で保存してください（Shift_JIS などは読めません）"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{path.name}: TOML として読めません（{exc}）") from None
     return data, parse(data)

@@ -295,3 +295,16 @@ def test_describe_words_a_method_for_staff():
     assert (s.sex, s.ages, s.settings) == ("女性", "40歳〜", "個別・集団")
     assert s.copay == "個別 1,700円、集団 1,000円"
     assert s.coupon == "乳がん検診無料クーポン（前年度に40歳、番号の頭 B）"
+
+
+def test_a_file_saved_with_a_bom_reads_like_one_without(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes("\ufeff".encode() + cat.to_toml(small()).encode())
+    assert cat.load_file(path)[0] == small()
+
+
+def test_a_shift_jis_file_is_refused_with_the_encoding_named(tmp_path):
+    path = tmp_path / "sjis.toml"
+    path.write_bytes(cat.to_toml(small()).encode("cp932"))
+    with pytest.raises(cat.CatalogueError, match=r"^sjis\.toml: UTF-8 で保存してください"):
+        cat.load_file(path)
