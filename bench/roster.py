@@ -231,7 +231,7 @@ FROM (
       FROM screening_exam WHERE smoking_index IS NOT NULL AND exam_date <= {d("2025-04-01")}
     ) latest WHERE rn = 1
   ) s ON s.atena_no = p.atena_no
-) t WHERE t.reason NOT IN ('sex', 'under_age', 'over_age', 'smoking_index')
+) t WHERE t.reason NOT IN ('sex', 'under_age', 'over_age', 'smoking_index', 'not_milestone')
 ORDER BY t.atena_no
 """
 
@@ -299,7 +299,7 @@ def child(db: str, full: str, cats: str) -> dict:
 def _atena_nos() -> list[str]:
     from kenshin.residents.models import ResidentVersion
 
-    return list(ResidentVersion.objects.values_list("atena_no", flat=True))
+    return list(ResidentVersion.objects.order_by("atena_no").values_list("atena_no", flat=True))
 
 
 def _fresh(db: str) -> None:

@@ -266,8 +266,13 @@ def _eligible_sql(reason: str) -> str:
 
 
 def _upsert_method(
-    cursor: Any, catalogue: Catalogue, method: Method, base: date, build: int
+    cursor: Any, catalogue: Catalogue, method: Method, base: date, build: int, *, fresh: bool
 ) -> None:
+    """Write the method's population; ``fresh`` (no rows yet for the FY): a plain INSERT.
+
+    Why two forms: on PostgreSQL an upsert pays a speculative insertion per row even when
+    nothing conflicts; the first build of a year needs none of it.
+    """
     fy, mc = catalogue.fiscal_year, settings.MUNICIPALITY_CODE
     out = ", ".join(_lit(c) for c in OUT_OF_POPULATION)
     changed = " OR ".join(
@@ -297,7 +302,13 @@ def _upsert_method(
         f"{exemption_sql(catalogue, method, early=True)} AS exemption_early "
         f"FROM {_SOURCES} LEFT JOIN {EXCLUSION} x ON x.municipality_code = %s "
         "AND x.fiscal_year = %s AND x.programme = %s AND x.atena_no = p.atena_no) t "
-        f"WHERE t.reason NOT IN ({out}) "
+        f"WHERE t.reason NOT IN ({out}) " + ("" if fresh else _on_conflict(changed)),
+        [mc, fy, method.programme, method.code, build, build, mc, fy, method.programme],
+    )
+
+
+def _on_conflict(changed: str) -> str:
+    return (
         "ON CONFLICT (municipality_code, fiscal_year, method, atena_no) DO UPDATE SET "
         "sex = excluded.sex, age = excluded.age, "
         "computed_eligible = excluded.computed_eligible, "
@@ -309,8 +320,7 @@ def _upsert_method(
         "exclusion = excluded.exclusion, exemption = excluded.exemption, "
         "exemption_early = excluded.exemption_early, changed_build = excluded.changed_build "
         # Unchanged rows are not rewritten: a rebuild of an unchanged year reads, never writes.
-        f"WHERE {changed}",
-        [mc, fy, method.programme, method.code, build, build, mc, fy, method.programme],
+        f"WHERE {changed}"
     )
 
 
@@ -421,8 +431,9 @@ def build_roster(
             for i, method in enumerate(methods, start=1):
                 report(method.name, i, total)
                 if method.rostered:
-                    _upsert_method(cursor, catalogue, method, base, build.pk)
-                left += _mark_left(cursor, catalogue, method, base, build.pk)
+                    _upsert_method(cursor, catalogue, method, base, build.pk, fresh=before == 0)
+                if before:  # a first build has nobody who left
+                    left += _mark_left(cursor, catalogue, method, base, build.pk)
                 if method.rostered and method.coupon is not None:
                     _number_coupons(cursor, catalogue, method)
             report("集計", total - 1, total)
