@@ -259,6 +259,11 @@ def test_list_filters_and_pages_by_post(built, staff, monkeypatch):
     assert "1 / 2 ページ" in first.content.decode()
     second = show_list(client, "fecal_occult_blood", eligible="all", page="2")
     assert "2 / 2 ページ" in second.content.decode() and "3〜4人目" in second.content.decode()
+    # Changing the filters starts again on page 1: the filter form does not carry the page.
+    filter_form = re.search(
+        r'<form[^>]*aria-label="表示の条件".*?</form>', second.content.decode(), re.S
+    )
+    assert 'name="page"' not in filter_form.group(0)
     only_no = show_list(client, "mammography", eligible="no", reason="screened_last_year")
     assert HANAKO.name in only_no.content.decode()
     assert "=HYPERLINK" not in only_no.content.decode()  # FORMULA (55) is eligible
