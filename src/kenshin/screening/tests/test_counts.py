@@ -30,7 +30,7 @@ from kenshin.screening.models import Exam, Exclusion
 
 FY = 2025
 BASE = date(2025, 4, 1)
-FY_FIRST, FY_LAST = date(2025, 4, 1), date(2026, 3, 31)
+FY_LAST = date(2026, 3, 31)
 PREVIOUS_FY_FIRST = date(2024, 4, 1)
 
 
@@ -124,13 +124,16 @@ def eligible(m, person: dict, age: int, h: dict) -> bool:
         return not screened_last_year
     if m.interval == "once":
         return age in m.milestones or not h["programmes"].get(m.programme)
-    # five-yearly (HPV検査単独法)
+    # five-yearly (HPV検査単独法). A 追跡検査 due by the end of this year and not yet done (no
+    # HPV test since the fiscal year it fell due) is due now.
     due = h["due"].get(m.code)
-    if due is not None and FY_FIRST <= due <= FY_LAST:
-        return True
+    tested = [y for y in h["methods"].get(m.code, ()) if y < FY]
+    if due is not None and due <= FY_LAST:
+        due_year = due.year if due.month >= 4 else due.year - 1
+        if not tested or max(tested) < due_year:
+            return True
     if age in m.milestones:
         return True
-    tested = [y for y in h["methods"].get(m.code, ()) if y < FY]
     if tested and FY - max(tested) < 5:
         return False
     moved_in = person["moved_in"]
