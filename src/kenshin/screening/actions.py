@@ -25,6 +25,7 @@ from kenshin.core.text import normalize_digits
 from kenshin.programs import services as programs
 from kenshin.programs.rules import OVERRIDE_REASON
 from kenshin.residents import services as residents
+from kenshin.screening import lists
 from kenshin.screening.models import Exclusion, ExclusionReason, RosterEntry
 from kenshin.screening.permissions import EXCLUDE, OVERRIDE
 
@@ -99,6 +100,17 @@ def _actor_name(actor: Any) -> str:
     return audit.actor_of(actor).username[:150]
 
 
+def _programme_entries(fiscal_year: int, programme: str, atena_no: str):
+    """A person's roster rows of one programme, found through the roster's unique index."""
+    methods = [m.code for m in _catalogue(fiscal_year).programme(programme).methods]
+    return RosterEntry.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE,
+        fiscal_year=fiscal_year,
+        method__in=methods,
+        atena_no=atena_no,
+    )
+
+
 def set_exclusion(
     actor: Any,
     fiscal_year: int,
@@ -140,9 +152,10 @@ def set_exclusion(
             row.reason, row.note = reason, note
             row.recorded_by, row.recorded_at = _actor_name(actor), clock.now()
             row.save(update_fields=["reason", "note", "recorded_by", "recorded_at"])
-        entries = RosterEntry.objects.filter(
-            municipality_code=mc, fiscal_year=fiscal_year, programme=programme, atena_no=atena_no
-        ).update(exclusion=reason)
+        mine = _programme_entries(fiscal_year, programme, atena_no)
+        cells = list(mine.values_list("method", "sex", "age"))
+        entries = mine.update(exclusion=reason)
+        lists.refresh_counts(fiscal_year, cells)
         audit.record(
             audit.Event.CREATE if created else audit.Event.UPDATE,
             actor,
@@ -187,9 +200,10 @@ def remove_exclusion(
             return False
         previous = row.reason
         row.delete()
-        entries = RosterEntry.objects.filter(
-            municipality_code=mc, fiscal_year=fiscal_year, programme=programme, atena_no=atena_no
-        ).update(exclusion="")
+        mine = _programme_entries(fiscal_year, programme, atena_no)
+        cells = list(mine.values_list("method", "sex", "age"))
+        entries = mine.update(exclusion="")
+        lists.refresh_counts(fiscal_year, cells)
         audit.record(
             audit.Event.DELETE,
             actor,
@@ -260,6 +274,7 @@ def override(
                 "eligible", "reason",
             ]
         )  # fmt: skip
+        lists.refresh_counts(fiscal_year, [(entry.method, entry.sex, entry.age)])
         audit.record(
             audit.Event.UPDATE,
             actor,
@@ -306,6 +321,7 @@ def clear_override(
                 "eligible", "reason",
             ]
         )  # fmt: skip
+        lists.refresh_counts(fiscal_year, [(entry.method, entry.sex, entry.age)])
         audit.record(
             audit.Event.UPDATE,
             actor,

@@ -29,7 +29,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 
 from kenshin.core import audit, clock
 from kenshin.core.fiscal import fiscal_year_bounds, fy_age_reference
@@ -37,6 +37,7 @@ from kenshin.programs import services as programs
 from kenshin.programs.catalogue import Catalogue, Method
 from kenshin.programs.rules import ELIGIBLE_REASONS
 from kenshin.residents import services as residents
+from kenshin.screening import lists
 from kenshin.screening.models import Exam, Exclusion, RosterBuild, RosterEntry
 
 Progress = Callable[[str, int, int], None]
@@ -267,7 +268,7 @@ def _eligible_sql(reason: str) -> str:
 
 def _upsert_method(
     cursor: Any, catalogue: Catalogue, method: Method, base: date, build: int, *, fresh: bool
-) -> None:
+) -> int:
     """Write the method's population; ``fresh`` (no rows yet for the FY): a plain INSERT.
 
     Why two forms: on PostgreSQL an upsert pays a speculative insertion per row even when
@@ -305,6 +306,7 @@ def _upsert_method(
         f"WHERE t.reason NOT IN ({out}) " + ("" if fresh else _on_conflict(changed)),
         [mc, fy, method.programme, method.code, build, build, mc, fy, method.programme],
     )
+    return max(cursor.rowcount, 0)  # rows inserted or updated (unchanged rows are skipped)
 
 
 def _on_conflict(changed: str) -> str:
@@ -424,14 +426,16 @@ def build_roster(
         )
         mine = RosterEntry.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
         before = mine.count()
-        left = 0
+        left = written = 0
         with connection.cursor() as cursor:
             report("住民記録と受診歴の準備", 0, total)
             _prepare(cursor, catalogue, base)
             for i, method in enumerate(methods, start=1):
                 report(method.name, i, total)
                 if method.rostered:
-                    _upsert_method(cursor, catalogue, method, base, build.pk, fresh=before == 0)
+                    written += _upsert_method(
+                        cursor, catalogue, method, base, build.pk, fresh=before == 0
+                    )
                 if before:  # a first build has nobody who left
                     left += _mark_left(cursor, catalogue, method, base, build.pk)
                 if method.rostered and method.coupon is not None:
@@ -439,22 +443,17 @@ def build_roster(
             report("集計", total - 1, total)
             for name in ("kb_person", "kb_hist", "kb_smoke", "kb_left", "kb_coupon"):
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
+        # The 対象者数 table is counted once here and stored (lists.refresh_counts); the
+        # per-method figures of the report come from it. What changed is known from the
+        # statements' row counts.
         per_method: dict[str, dict[str, int]] = {}
-        changed_rows = 0
-        after = 0
-        for row in (
-            mine.values("method")
-            .order_by("method")
-            .annotate(
-                rows=models.Count("id"),
-                eligible=models.Count("id", filter=models.Q(eligible=True)),
-                changed=models.Count("id", filter=models.Q(changed_build=build.pk)),
-            )
-        ):
-            per_method[row["method"]] = {"rows": row["rows"], "eligible": row["eligible"]}
-            changed_rows += row["changed"]
-            after += row["rows"]
+        for cell in sorted(lists.refresh_counts(fiscal_year), key=lambda c: c.method):
+            entry = per_method.setdefault(cell.method, {"rows": 0, "eligible": 0})
+            entry["rows"] += cell.population
+            entry["eligible"] += cell.eligible
+        after = sum(v["rows"] for v in per_method.values())
         inserted = after - before
+        changed_rows = written + left
         counts = {
             "inserted": inserted,
             "changed": changed_rows - inserted,

@@ -1,8 +1,9 @@
 """Reading the roster: the 対象者数 table, the list behind one of its cells, and its export.
 
 The table (domain.md §11 B-6: programme × sex × 5-year age band, with the 40–69 / 50–69 / 20–69
-totals) is one GROUP BY over the roster — a million-resident city has 4–5 million rows, so the
-counting happens in the database, never in Python. The list behind a cell is a page of roster
+totals) is stored (RosterCount): the build counts it in one GROUP BY over the roster — a
+million-resident city has 4–5 million rows, so counting on every page view would take seconds —
+and staff actions recount the cells they touch. The list behind a cell is a page of roster
 entries in 宛名番号 order (the unique index serves it), with names fetched from residents in one
 batched call per page.
 
@@ -15,18 +16,19 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 
 from kenshin.programs import services as programs
 from kenshin.programs.catalogue import EXEMPTIONS
 from kenshin.programs.rules import REASONS
 from kenshin.residents import services as residents
-from kenshin.screening.models import ExclusionReason, RosterBuild, RosterEntry
+from kenshin.screening.models import ExclusionReason, RosterBuild, RosterCount, RosterEntry
 
 SEXES = ((1, "男"), (2, "女"))
 SEX_LABEL = dict(SEXES)
@@ -173,16 +175,33 @@ def _roster(fiscal_year: int) -> QuerySet:
     )
 
 
-def count_table(fiscal_year: int) -> CountTable:
-    """The 対象者数 table: one GROUP BY (method, sex, band) over the year's roster.
+def refresh_counts(
+    fiscal_year: int, cells: Iterable[tuple[str, int, int]] | None = None
+) -> list[RosterCount]:
+    """Recount the stored 対象者数 table: every cell, or only ``cells`` (method, sex, age).
 
     ``eligible`` counts the entries that count as eligible (staff overrides included);
     ``population`` every entry (the target population the national checklist asks for);
     ``excluded`` the entries marked 受診不要 (they stay in both other counts).
+    Call inside the transaction that changed the roster.
     """
+    mc = settings.MUNICIPALITY_CODE
+    stored = RosterCount.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
+    roster = _roster(fiscal_year)
+    if cells is not None:
+        wanted = {(method, sex, band_of(_start(age))) for method, sex, age in cells}
+        if not wanted:
+            return []
+        cell_q, roster_q = Q(pk__in=[]), Q(pk__in=[])
+        for method, sex, band in wanted:
+            cell_q |= Q(method=method, sex=sex, band=band.lo)
+            ages = Q(age__gte=band.lo) if band.lo else Q()
+            if band.hi is not None:
+                ages &= Q(age__lte=band.hi)
+            roster_q |= Q(method=method, sex=sex) & ages
+        stored, roster = stored.filter(cell_q), roster.filter(roster_q)
     grouped = (
-        _roster(fiscal_year)
-        .annotate(band=_band_start())
+        roster.annotate(band=_band_start())
         .values("method", "sex", "band")
         .annotate(
             population=Count("id"),
@@ -191,6 +210,26 @@ def count_table(fiscal_year: int) -> CountTable:
         )
         .order_by()
     )
+    rows = [RosterCount(municipality_code=mc, fiscal_year=fiscal_year, **g) for g in grouped]
+    with transaction.atomic():
+        stored.delete()
+        RosterCount.objects.bulk_create(rows)
+    return rows
+
+
+def _start(age: int) -> int:
+    if age < FIRST_BAND:
+        return 0
+    if age >= TOP_BAND:
+        return TOP_BAND
+    return age // BAND_WIDTH * BAND_WIDTH
+
+
+def count_table(fiscal_year: int) -> CountTable:
+    """The 対象者数 table from the stored counts (one small query; see refresh_counts)."""
+    grouped = RosterCount.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE, fiscal_year=fiscal_year
+    ).values("method", "sex", "band", "population", "eligible", "excluded")
     data: dict[tuple[str, int], dict[int, Counts]] = {}
     for g in grouped:
         data.setdefault((g["method"], g["sex"]), {})[g["band"]] = Counts(

@@ -246,9 +246,6 @@ class Migration(migrations.Migration):
             options={
                 "verbose_name": "対象者",
                 "verbose_name_plural": "対象者",
-                "indexes": [
-                    models.Index(fields=["municipality_code", "atena_no"], name="roster_person")
-                ],
                 "constraints": [
                     models.UniqueConstraint(
                         fields=("municipality_code", "fiscal_year", "method", "atena_no"),
