@@ -77,6 +77,7 @@ class Command(BaseCommand):
         for fiscal_year, outcome in programs.load_shipped(audit.Actor.system("demo")):
             self.stdout.write(f"検診事業の定義 {fiscal_year}年度: {outcome}")
         self._exam_history(options["seed"])
+        self._rosters()
         self.stdout.write("")
         for code, name in DEMO_INSTITUTIONS:
             accounts.ensure_institution(code, name)
@@ -138,6 +139,19 @@ class Command(BaseCommand):
         reports = residents.import_feed_files(paths, stdout=self.stdout, actor="demo")
         if any(r.errors for r in reports):
             raise CommandError("デモの街の取り込みに失敗しました")
+
+    def _rosters(self) -> None:
+        """The FY2025 and FY2026 rosters (対象者名簿), built once so the pages have data."""
+        for fiscal_year in (2025, 2026):
+            if screening.last_build(fiscal_year) is not None:
+                self.stdout.write(f"{fiscal_year}年度の対象者名簿は作成済みです。")
+                continue
+            report = screening.build_roster(fiscal_year, actor=audit.Actor.system("demo"))
+            eligible = sum(v["eligible"] for v in report.per_method.values())
+            self.stdout.write(
+                f"{fiscal_year}年度の対象者名簿を作りました（基準日 {report.as_of}、"
+                f"{report.inserted:,} 行、対象 {eligible:,} 件、{report.seconds:.1f} 秒）。"
+            )
 
     def _exam_history(self, seed: int) -> None:
         """Past screenings FY2022–FY2024 (demo/exams.py), once: a city with any exam of those
