@@ -55,6 +55,22 @@ EXAM = Exam._meta.db_table
 EXCLUSION = Exclusion._meta.db_table
 
 
+class RosterBuildError(ValueError):
+    """The build cannot run as asked (the message is Japanese and names what to change)."""
+
+
+def check_base_date(fiscal_year: int, base: date) -> None:
+    """A base date must lie in the fiscal year or the one before it (an early build in
+    February for April's invitations is normal; a date two years off is a typo)."""
+    first = fiscal_year_bounds(fiscal_year - 1)[0]
+    last = fiscal_year_bounds(fiscal_year)[1]
+    if not first <= base <= last:
+        raise RosterBuildError(
+            f"基準日 {base.isoformat()} は{fiscal_year}年度の対象者抽出に使えません"
+            f"（{first.isoformat()}〜{last.isoformat()} の日付にしてください）"
+        )
+
+
 @dataclass(frozen=True)
 class BuildReport:
     build_id: int
@@ -411,6 +427,7 @@ def build_roster(
     started = time.monotonic()
     version, catalogue = programs.catalogue_version(fiscal_year)
     base = as_of or fiscal_year_bounds(fiscal_year)[0]
+    check_base_date(fiscal_year, base)
     mc = settings.MUNICIPALITY_CODE
     methods = [m for m in catalogue.methods]
     total = len(methods) + 2

@@ -13,7 +13,7 @@ from typing import Any
 
 from kenshin.core import audit, jobs
 from kenshin.programs import services as programs
-from kenshin.screening.build import build_roster
+from kenshin.screening.build import RosterBuildError, build_roster, check_base_date
 from kenshin.screening.permissions import BUILD_ROSTER
 
 ROSTER_BUILD = "screening.roster_build"
@@ -59,6 +59,11 @@ def roster_build(
     except programs.CatalogueMissing as exc:
         raise jobs.JobError(str(exc)) from None
     base = date.fromisoformat(as_of) if as_of else None
+    if base is not None:
+        try:
+            check_base_date(fiscal_year, base)
+        except RosterBuildError as exc:
+            raise jobs.JobError(str(exc)) from None
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage != reporter.stage_text or reporter.total != total:

@@ -250,3 +250,14 @@ def test_top_up_marks_the_dead_and_adds_the_newcomers():
                     top_up,
                 )
                 assert (eligible, reason) == (False, d.reason)
+
+
+@pytest.mark.django_db
+def test_a_base_date_far_from_the_fiscal_year_is_refused_before_anything_is_written():
+    _populate(seed=5)
+    with pytest.raises(roster_build.RosterBuildError, match="2023-04-01 は2025年度"):
+        roster_build.build_roster(FY, as_of=date(2023, 4, 1))
+    assert not RosterEntry.objects.exists()
+    # February before the year (early invitations) and the year's last day are accepted.
+    assert roster_build.build_roster(FY, as_of=date(2025, 2, 1)).inserted > 0
+    assert roster_build.build_roster(FY, as_of=date(2026, 3, 31)).build_id

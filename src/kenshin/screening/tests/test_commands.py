@@ -67,6 +67,23 @@ def test_build_refuses_a_year_without_catalogue_and_a_bad_date(town):
     assert not RosterBuild.objects.exists()
 
 
+def test_build_today_is_the_daily_top_up_in_todays_fiscal_year(town):
+    with clock.frozen(date(2025, 5, 20)):
+        run("build", "--today")
+    build = RosterBuild.objects.get()
+    assert (build.fiscal_year, build.as_of) == (2025, date(2025, 5, 20))
+    with pytest.raises(CommandError, match="一緒に使えません"):
+        run("build", "--today", "--as-of", "2025-06-01")
+    with pytest.raises(CommandError, match="--fy で年度を指定"):
+        run("build")
+
+
+def test_build_refuses_a_base_date_outside_the_year(town):
+    with pytest.raises(CommandError, match="基準日 2027-04-01 は2025年度の対象者抽出に使えません"):
+        run("build", "--fy", "2025", "--as-of", "2027-04-01")
+    assert not RosterEntry.objects.exists()
+
+
 def test_explain_prints_each_decision_with_its_rule_and_records_the_read(town):
     run("build", "--fy", "2025")
     services.override(None, FY, "gastric_xray", HANAKO.atena_no, False, "理由")

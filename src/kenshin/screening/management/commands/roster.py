@@ -2,6 +2,7 @@
 
 build   --fy YEAR [--as-of DATE]   build (or rebuild, or top up) the year's roster, with a
                                    progress line on stderr and a summary at the end
+build   --today                    the daily top-up: base date today, in today's fiscal year
 explain --fy YEAR --atena-no N     each programme's decision for one person and the rule that
                                    made it (recorded in the audit log with its purpose)
 
@@ -15,7 +16,8 @@ from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kenshin.core import audit, jobs
+from kenshin.core import audit, clock, jobs
+from kenshin.core.fiscal import fiscal_year_of
 from kenshin.core.purposes import Purpose
 from kenshin.core.wareki import parse_date
 from kenshin.programs import services as programs
@@ -51,8 +53,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         build = sub.add_parser("build", help="年度の対象者名簿を作ります（作り直し・追加も同じ）")
-        build.add_argument("--fy", type=int, required=True, help="年度（西暦。令和7年度なら 2025）")
+        build.add_argument("--fy", type=int, help="年度（西暦。令和7年度なら 2025）")
         build.add_argument("--as-of", help="基準日（既定は4月1日。2025-06-01、令和7年6月1日 など）")
+        build.add_argument(
+            "--today",
+            action="store_true",
+            help="基準日を今日にします（毎日の追加抽出用。--fy を省くと今日の年度）",
+        )
         build.add_argument("--actor", default="cli", help="実行者として記録する名前")
         explain = sub.add_parser(
             "explain", help="ある方の各検診の判定と、その根拠の規則を表示します"
@@ -69,6 +76,13 @@ class Command(BaseCommand):
         explain.add_argument("--actor", default="cli", help="閲覧者として記録する名前")
 
     def handle(self, *args, **options):
+        if options["action"] == "build" and options["today"]:
+            if options["as_of"]:
+                raise CommandError("--today と --as-of は一緒に使えません")
+            options["as_of"] = clock.today().isoformat()
+            options["fy"] = options["fy"] or fiscal_year_of(clock.today())
+        if options["fy"] is None:
+            raise CommandError("--fy で年度を指定してください（毎日の追加抽出なら --today）")
         if options["fy"] not in programs.fiscal_years():
             raise CommandError(
                 f"{options['fy']}年度の検診事業の定義がありません"
