@@ -245,6 +245,23 @@ def _entry(fiscal_year: int, method: str, atena_no: str) -> RosterEntry:
     return entry
 
 
+def _set_override(entry: RosterEntry, eligible: bool | None, note: str, by: str) -> None:
+    """Set (or, with None, withdraw) a staff decision and recount the entry's table cell."""
+    entry.override_eligible = eligible
+    entry.override_note = note
+    entry.override_by = by
+    entry.override_at = clock.now() if eligible is not None else None
+    entry.eligible = entry.computed_eligible if eligible is None else eligible
+    entry.reason = entry.computed_reason if eligible is None else OVERRIDE_REASON
+    entry.save(
+        update_fields=[
+            "override_eligible", "override_note", "override_by", "override_at",
+            "eligible", "reason",
+        ]
+    )  # fmt: skip
+    lists.refresh_counts(entry.fiscal_year, [(entry.method, entry.sex, entry.age)])
+
+
 def override(
     actor: Any,
     fiscal_year: int,
@@ -262,19 +279,7 @@ def override(
     with transaction.atomic():
         entry = _entry(fiscal_year, method, atena_no)
         before = (entry.eligible, entry.reason)
-        entry.override_eligible = eligible
-        entry.override_note = note
-        entry.override_by = _actor_name(actor)
-        entry.override_at = clock.now()
-        entry.eligible = eligible
-        entry.reason = OVERRIDE_REASON
-        entry.save(
-            update_fields=[
-                "override_eligible", "override_note", "override_by", "override_at",
-                "eligible", "reason",
-            ]
-        )  # fmt: skip
-        lists.refresh_counts(fiscal_year, [(entry.method, entry.sex, entry.age)])
+        _set_override(entry, eligible, note, _actor_name(actor))
         audit.record(
             audit.Event.UPDATE,
             actor,
@@ -309,19 +314,7 @@ def clear_override(
         if entry.override_eligible is None:
             raise RosterActionError("この方の判定は職員の判断で変更されていません")
         previous = entry.override_eligible
-        entry.override_eligible = None
-        entry.override_note = ""
-        entry.override_by = ""
-        entry.override_at = None
-        entry.eligible = entry.computed_eligible
-        entry.reason = entry.computed_reason
-        entry.save(
-            update_fields=[
-                "override_eligible", "override_note", "override_by", "override_at",
-                "eligible", "reason",
-            ]
-        )  # fmt: skip
-        lists.refresh_counts(fiscal_year, [(entry.method, entry.sex, entry.age)])
+        _set_override(entry, None, "", "")
         audit.record(
             audit.Event.UPDATE,
             actor,
