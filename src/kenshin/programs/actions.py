@@ -62,7 +62,7 @@ def save_version(
                 created_at=clock.now(),
             )
             audit.record(
-                "programs.catalogue_saved",
+                audit.Event.CREATE,  # a new version of the year's catalogue
                 actor,
                 audit.Subject("catalogue", f"{catalogue.fiscal_year}:{row.version}"),
                 function="programs.edit",

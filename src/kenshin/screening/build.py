@@ -482,7 +482,7 @@ def build_roster(
         build.counts = counts
         build.save(update_fields=["finished_at", "counts"])
         audit.record(
-            "screening.roster_built",
+            audit.Event.CREATE,  # the year's roster entries (Subject "roster")
             actor,
             audit.Subject("roster", f"{fiscal_year}:{build.pk}"),
             function="screening.build_roster",

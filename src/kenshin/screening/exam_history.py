@@ -90,7 +90,7 @@ def record_exam_history(rows: Iterable[ExamFact], *, actor: Any = None, source: 
             bulk_insert(Exam, _FIELDS, batch)
         if counter[0]:
             audit.record(
-                "screening.history_recorded",
+                audit.Event.IMPORT,
                 audit.Actor.system(actor) if isinstance(actor, str) else actor,
                 audit.Subject("exam_history", source[:100] or "bulk"),
                 function="screening.exam_history",

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _saved_events():
-    return list(AuditEvent.objects.filter(event="programs.catalogue_saved").order_by("seq"))
+    return list(AuditEvent.objects.filter(event="create", function="programs.edit").order_by("seq"))
 
 
 def test_load_shipped_stores_each_year_once_with_an_audit_event(shipped):

@@ -34,7 +34,10 @@ def test_load_without_files_loads_the_shipped_years_once():
     ]
     assert CatalogueVersion.objects.count() == 3
     assert set(CatalogueVersion.objects.values_list("created_by", flat=True)) == {"cli"}
-    assert AuditEvent.objects.filter(event="programs.catalogue_saved", username="cli").count() == 3
+    assert (
+        AuditEvent.objects.filter(event="create", function="programs.edit", username="cli").count()
+        == 3
+    )
 
 
 def test_load_files_prints_each_version(tmp_path):

@@ -174,7 +174,7 @@ def test_good_adjustment_creates_the_next_version_with_an_audit_event(shipped, k
     )  # fmt: skip
     assert services.catalogue(2025).method("cytology").max_age == 34
     assert services.stored_version(2025, 1).catalogue.method("cytology").max_age == 29
-    event = AuditEvent.objects.filter(event="programs.catalogue_saved").latest("seq")
+    event = AuditEvent.objects.filter(event="create", function="programs.edit").latest("seq")
     assert (event.subject_ref, event.username) == ("2025:2", "kacho1")
     assert AuditEvent.objects.filter(event="step_up", function="programs.edit").count() == 1
     page = kacho.get("/programs/2025/").content.decode()

@@ -54,7 +54,7 @@ def test_one_audit_event_with_the_count_and_no_person():
     with clock.frozen(date(2025, 1, 10)):
         services.record_exam_history(ROWS, actor="demo", source="demo seed 1")
     event = AuditEvent.objects.order_by("-seq").first()
-    assert event.event == "screening.history_recorded"
+    assert (event.event, event.function) == ("import", "screening.exam_history")
     assert event.username == "demo"
     assert json.loads(event.detail) == {"rows": 4}
     assert A not in event.detail + event.subject_ref and B not in event.detail
