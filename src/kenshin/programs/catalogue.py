@@ -76,6 +76,9 @@ class Method:
     cohort: str  # "" | even_age | odd_age
     smoking_index_min: int | None
     with_programme: str  # "" or the programme this one is done together with (no roster)
+    # False for a city's add-on (乳房超音波 in the 30s): its exams do not count as screening by
+    # the programme for the interval rules (a woman scanned at 39 still starts MMG at 40).
+    counts_for_programme: bool
     settings: tuple[str, ...]
     copay: Mapping[str, int]
     unit_price: Mapping[str, int]
@@ -122,6 +125,11 @@ class Catalogue:
     @property
     def methods(self) -> tuple[Method, ...]:
         return tuple(m for p in self.programmes for m in p.methods)
+
+    @property
+    def not_counting_methods(self) -> frozenset[str]:
+        """Methods whose exams do not count as screening by their programme (city add-ons)."""
+        return frozenset(m.code for m in self.methods if not m.counts_for_programme)
 
     def programme(self, code: str) -> Programme:
         for p in self.programmes:
@@ -222,6 +230,7 @@ def _method(data: Any, where: str, programme: str) -> Method:
         copay=r.yen("copay"),
         unit_price=r.yen("unit_price"),
         coupon=coupon,
+        counts_for_programme=r.get("counts_for_programme", bool, True),
         enabled=r.get("enabled", bool, True),
     )
     r.done()
@@ -300,6 +309,15 @@ def parse(data: Mapping[str, Any]) -> Catalogue:
                 raise CatalogueError(f"{where}: 検査方法 {m.code!r} が重複しています")
             seen_methods[m.code] = m
         programmes.append(programme)
+    prefixes: dict[str, str] = {}
+    for m in seen_methods.values():
+        if m.coupon is not None:
+            if m.coupon.prefix in prefixes:
+                raise CatalogueError(
+                    f"{m.code}.coupon.prefix: {m.coupon.prefix!r} は {prefixes[m.coupon.prefix]} の"
+                    "クーポンと同じです（番号が重なります）"
+                )
+            prefixes[m.coupon.prefix] = m.code
     codes = {p.code for p in programmes}
     for m in seen_methods.values():
         if m.with_programme and (m.with_programme not in codes or m.with_programme == m.programme):
@@ -349,7 +367,8 @@ _FEES_KEYS = ("early_months", "exemptions")
 _PROGRAMME_KEYS = ("code", "name", "one_method_per_year")
 _METHOD_KEYS = (
     "code", "name", "sex", "min_age", "max_age", "interval", "milestones", "cohort",
-    "smoking_index_min", "with_programme", "settings", "copay", "unit_price", "coupon", "enabled",
+    "smoking_index_min", "with_programme", "counts_for_programme", "settings", "copay",
+    "unit_price", "coupon", "enabled",
 )  # fmt: skip
 
 

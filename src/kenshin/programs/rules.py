@@ -15,9 +15,9 @@ The decision for one method, in order (the first rule that applies decides):
 5. the interval rule:
 
    * annual → ``annual``;
-   * biennial (指針: 原則 2年に1回, but an opportunity every year): in the city's cohort
-     (even/odd age) → ``cohort``; else not screened by the programme in the previous FY →
-     ``catch_up``; else ``screened_last_year``. Without a cohort rule the same minus the first step;
+   * biennial (指針: 原則 2年に1回, but an opportunity every year): screened by the programme
+     in the previous FY → ``screened_last_year``; else in the city's cohort (even/odd age) →
+     ``cohort``; else ``catch_up``;
    * five-yearly with 節目 (HPV検査単独法): 追跡検査 due by the end of this FY and not yet
      done (no HPV test since the FY it fell due) → ``follow_up``; a 節目
      age → ``milestone``; an HPV test within the last five FYs → ``within_interval``; moved in
@@ -68,6 +68,15 @@ INELIGIBLE_REASONS: dict[str, str] = {
     "not_with_programme": "同時に実施する検診の対象ではない",
     "disabled": "この年度は実施しない",
 }
+# Refusals that put a person outside a method's population: the roster has no row for them
+# (a man for mammography, a 45-year-old for the 節目-only periodontal check); a row kept for
+# someone who has since left carries one of them and is not counted in the population.
+OUT_OF_POPULATION = (
+    "deceased", "moved_out", "not_resident", "sex", "under_age", "over_age", "smoking_index",
+    "not_milestone",
+)  # fmt: skip
+# …of which these mean the person is no longer the city's to invite (staff overrides give way).
+LEFT_THE_CITY = ("deceased", "moved_out", "not_resident")
 OVERRIDE_REASON = "override"
 REASONS: dict[str, str] = {
     **ELIGIBLE_REASONS,
@@ -175,11 +184,14 @@ def _interval(
     if method.interval == "annual":
         return _yes(method, "annual", age)
     if method.interval == "biennial":
+        # 原則 2年に1回: whoever was screened by the programme last FY waits a year, cohort or
+        # not; everyone else is offered the screening every year (指針). The city's cohort
+        # only says which of them are the year's main invitation and which the catch-up.
+        if screened_last_year:
+            return _no(method, "screened_last_year", age)
         if method.cohort and age % 2 == (0 if method.cohort == "even_age" else 1):
             return _yes(method, "cohort", age)
-        if not screened_last_year:
-            return _yes(method, "catch_up", age)
-        return _no(method, "screened_last_year", age)
+        return _yes(method, "catch_up", age)
     if method.interval == "milestone":
         return (
             _yes(method, "milestone", age)
@@ -256,15 +268,19 @@ def exemption(
 ) -> str:
     """The 自己負担 exemption that applies (first match in the catalogue's order), or ''.
 
-    ``early`` selects the previous FY's 課税区分 (an exam in April–June, see
+    ``early`` selects the previous FY's 課税区分 for the 非課税 test (an exam in April–June, see
     :func:`uses_previous_tax_year`); the roster stores both answers because the exam date is
-    not known when the roster is built.
+    not known when the roster is built. 課税区分 in the feed is the household's (世帯全員非課税
+    → exempt; docs/formats/resident-feed.md).
     """
     tax = person.tax_category_previous if early else person.tax_category
+    # 生活保護 is proven at the exam (受給証明書), not by last year's assessment: the current
+    # FY's category, or last year's while this year's is not yet known.
+    assistance = person.tax_category or (person.tax_category_previous if early else None)
     age = fy_end_age(person.birth_date, catalogue.fiscal_year)
     for kind in catalogue.fees.exemptions:
         if (
-            (kind == "public_assistance" and tax == "public_assistance")
+            (kind == "public_assistance" and assistance == "public_assistance")
             or (kind == "tax_exempt" and tax == "exempt")
             or (kind == "coupon" and has_coupon)
             or (kind == "age70" and age >= 70)

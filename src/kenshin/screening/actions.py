@@ -26,6 +26,7 @@ from kenshin.programs import services as programs
 from kenshin.programs.rules import OVERRIDE_REASON
 from kenshin.residents import services as residents
 from kenshin.screening import lists
+from kenshin.screening.build import lock_year
 from kenshin.screening.models import Exclusion, ExclusionReason, RosterEntry
 from kenshin.screening.permissions import EXCLUDE, OVERRIDE
 
@@ -135,6 +136,7 @@ def set_exclusion(
         raise RosterActionError("この宛名番号は住民記録にありません")
     mc = settings.MUNICIPALITY_CODE
     with transaction.atomic():
+        lock_year(fiscal_year)
         row, created = Exclusion.objects.select_for_update().get_or_create(
             municipality_code=mc,
             fiscal_year=fiscal_year,
@@ -186,6 +188,7 @@ def remove_exclusion(
     _note(note, required=False)
     mc = settings.MUNICIPALITY_CODE
     with transaction.atomic():
+        lock_year(fiscal_year)
         row = (
             Exclusion.objects.select_for_update()
             .filter(
@@ -277,6 +280,7 @@ def override(
     note = _note(note, required=True)
     eligible = bool(eligible)
     with transaction.atomic():
+        lock_year(fiscal_year)
         entry = _entry(fiscal_year, method, atena_no)
         before = (entry.eligible, entry.reason)
         _set_override(entry, eligible, note, _actor_name(actor))
@@ -310,6 +314,7 @@ def clear_override(
     atena_no = _atena(atena_no)
     _note(note, required=False)
     with transaction.atomic():
+        lock_year(fiscal_year)
         entry = _entry(fiscal_year, method, atena_no)
         if entry.override_eligible is None:
             raise RosterActionError("この方の判定は職員の判断で変更されていません")

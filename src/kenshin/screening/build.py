@@ -36,19 +36,13 @@ from kenshin.core import audit, clock
 from kenshin.core.fiscal import fiscal_year_bounds, fy_age_reference
 from kenshin.programs import services as programs
 from kenshin.programs.catalogue import Catalogue, Method
-from kenshin.programs.rules import ELIGIBLE_REASONS
+from kenshin.programs.rules import ELIGIBLE_REASONS, LEFT_THE_CITY, OUT_OF_POPULATION
 from kenshin.residents import services as residents
 from kenshin.screening import lists
 from kenshin.screening.models import Exam, Exclusion, RosterBuild, RosterEntry
 
 Progress = Callable[[str, int, int], None]
 
-# Refusals that put a person outside a method's population: no roster row is written for them
-# (a man for mammography, a 45-year-old for the 節目-only periodontal check).
-OUT_OF_POPULATION = (
-    "deceased", "moved_out", "not_resident", "sex", "under_age", "over_age", "smoking_index",
-    "not_milestone",
-)  # fmt: skip
 _SAFE = re.compile(r"^[a-z0-9_]+$")
 
 ROSTER = RosterEntry._meta.db_table
@@ -138,11 +132,12 @@ def reason_sql(catalogue: Catalogue, method: Method, base: date) -> str:
     if method.interval == "annual":
         steps.append("ELSE 'annual'")
     elif method.interval == "biennial":
+        steps.append(f"WHEN NOT ({prev}) THEN 'screened_last_year'")
         if method.cohort:
             # (age / 2) * 2 = age ⇔ even; no % operator (a placeholder character in DB-API).
             compare = "=" if method.cohort == "even_age" else "<>"
             steps.append(f"WHEN (p.age / 2) * 2 {compare} p.age THEN 'cohort'")
-        steps.append(f"WHEN {prev} THEN 'catch_up' ELSE 'screened_last_year'")
+        steps.append("ELSE 'catch_up'")
     elif method.interval == "milestone":
         steps.append(f"WHEN p.age IN ({_ints(method.milestones)}) THEN 'milestone'")
         steps.append("ELSE 'not_milestone'")
@@ -189,8 +184,9 @@ def exemption_sql(catalogue: Catalogue, method: Method, *, early: bool) -> str:
     tax = "p.tax_prev" if early else "p.tax"
     steps = []
     for kind in catalogue.fees.exemptions:
-        if kind == "public_assistance":
-            steps.append(f"WHEN {tax} = 'public_assistance' THEN 'public_assistance'")
+        if kind == "public_assistance":  # current status (rules.exemption)
+            assistance = "COALESCE(p.tax, p.tax_prev)" if early else "p.tax"
+            steps.append(f"WHEN {assistance} = 'public_assistance' THEN 'public_assistance'")
         elif kind == "tax_exempt":
             steps.append(f"WHEN {tax} = 'exempt' THEN 'tax_exempt'")
         elif kind == "coupon" and method.coupon is not None:
@@ -242,11 +238,16 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
     cursor.execute("CREATE INDEX kb_person_atena ON kb_person (atena_no)")
     programmes, fives = _hist_columns(catalogue)
     cols, params = [], []
+    # A city's add-on method does not count as screening by its programme (rules.History).
+    counting = "programme = %s"
+    if catalogue.not_counting_methods:
+        add_ons = ", ".join(_lit(c) for c in sorted(catalogue.not_counting_methods))
+        counting += f" AND method NOT IN ({add_ons})"
     for code, i in programmes.items():
         cols.append(
-            f"MAX(CASE WHEN programme = %s AND fiscal_year = %s THEN 1 ELSE 0 END) AS p{i}_prev"
+            f"MAX(CASE WHEN {counting} AND fiscal_year = %s THEN 1 ELSE 0 END) AS p{i}_prev"
         )
-        cols.append(f"MAX(CASE WHEN programme = %s THEN 1 ELSE 0 END) AS p{i}_ever")
+        cols.append(f"MAX(CASE WHEN {counting} THEN 1 ELSE 0 END) AS p{i}_ever")
         params += [code, fy - 1, code]
     for code, i in fives.items():
         cols.append(f"MAX(CASE WHEN method = %s THEN fiscal_year END) AS m{i}_last")
@@ -352,6 +353,7 @@ def _mark_left(cursor: Any, catalogue: Catalogue, method: Method, base: date, bu
     fy, mc = catalogue.fiscal_year, settings.MUNICIPALITY_CODE
     reason = reason_sql(catalogue, method, base) if method.rostered else "'disabled'"
     out = ", ".join(_lit(c) for c in (*OUT_OF_POPULATION, "disabled"))
+    gone = ", ".join(_lit(c) for c in LEFT_THE_CITY)
     cursor.execute("DROP TABLE IF EXISTS kb_left")
     cursor.execute(
         "CREATE TEMP TABLE kb_left AS SELECT id, reason FROM ("  # noqa: S608  # nosec B608
@@ -367,10 +369,12 @@ def _mark_left(cursor: Any, catalogue: Catalogue, method: Method, base: date, bu
     cursor.execute(
         f"UPDATE {ROSTER} SET changed_build = %s, "  # noqa: S608  # nosec B608
         "computed_eligible = FALSE, computed_reason = l.reason, "
-        f"eligible = CASE WHEN {ROSTER}.override_eligible IS NULL THEN FALSE "
-        f"ELSE {ROSTER}.override_eligible END, "
-        f"reason = CASE WHEN {ROSTER}.override_eligible IS NULL THEN l.reason "
-        "ELSE 'override' END "
+        # A staff decision does not outlive the person's leaving: the dead and those who
+        # moved away are never invited, whatever was decided for them before.
+        f"eligible = CASE WHEN {ROSTER}.override_eligible IS NULL OR l.reason IN ({gone}) "
+        f"THEN FALSE ELSE {ROSTER}.override_eligible END, "
+        f"reason = CASE WHEN {ROSTER}.override_eligible IS NULL OR l.reason IN ({gone}) "
+        "THEN l.reason ELSE 'override' END "
         f"FROM kb_left l WHERE {ROSTER}.id = l.id",
         [build],
     )
@@ -440,9 +444,11 @@ def _memory_kept_small():
             cursor.execute(f"PRAGMA mmap_size={mapped}")
 
 
-def _one_build_at_a_time(fiscal_year: int) -> None:
-    """PostgreSQL: builds of one municipality's year wait for each other (SQLite's IMMEDIATE
-    transactions already serialise writers). Two interleaved upserts could deadlock."""
+def lock_year(fiscal_year: int) -> None:
+    """PostgreSQL: builds of one municipality's year, and staff changes to its roster, wait
+    for each other inside their transactions (SQLite's IMMEDIATE transactions already
+    serialise writers). Two interleaved upserts could deadlock, and a change made during a
+    build would recount its cell from rows the build is about to replace."""
     if connection.vendor == "postgresql":
         key = int(settings.MUNICIPALITY_CODE) * 10_000 + fiscal_year
         with connection.cursor() as cursor:
@@ -463,14 +469,26 @@ def build_roster(
     """
     started = time.monotonic()
     version, catalogue = programs.catalogue_version(fiscal_year)
-    base = as_of or fiscal_year_bounds(fiscal_year)[0]
+    latest = (
+        RosterBuild.objects.filter(municipality_code=settings.MUNICIPALITY_CODE,
+                                   fiscal_year=fiscal_year, finished_at__isnull=False)
+        .order_by("-as_of").values_list("as_of", flat=True).first()
+    )  # fmt: skip
+    # Without a date, a rebuild keeps the latest base date (a plain rebuild after daily
+    # top-ups must not bring back the dead nor drop the newcomers); the first build is 1 April.
+    base = as_of or latest or fiscal_year_bounds(fiscal_year)[0]
     check_base_date(fiscal_year, base)
+    if latest is not None and base < latest:
+        raise RosterBuildError(
+            f"基準日 {base.isoformat()} は前回の対象者抽出の基準日 {latest.isoformat()} より前です"
+            "（名簿を過去に戻すことはできません。同じ日か後の日にしてください）"
+        )
     mc = settings.MUNICIPALITY_CODE
     methods = [m for m in catalogue.methods]
     total = len(methods) + 2
     report = progress or (lambda _stage, _done, _total: None)
     with _memory_kept_small(), transaction.atomic():
-        _one_build_at_a_time(fiscal_year)
+        lock_year(fiscal_year)
         build = RosterBuild.objects.create(
             municipality_code=mc,
             fiscal_year=fiscal_year,
@@ -506,7 +524,7 @@ def build_roster(
             entry = per_method.setdefault(cell.method, {"rows": 0, "eligible": 0})
             entry["rows"] += cell.population
             entry["eligible"] += cell.eligible
-        after = sum(v["rows"] for v in per_method.values())
+        after = mine.count()  # every row, those of people who left included
         inserted = after - before
         changed_rows = written + left
         counts = {

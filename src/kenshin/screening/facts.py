@@ -12,6 +12,7 @@ from datetime import date
 
 from django.conf import settings
 
+from kenshin.programs import services as programs
 from kenshin.programs.rules import History, PersonFacts
 from kenshin.residents import services as residents
 from kenshin.screening.models import Exam
@@ -27,13 +28,18 @@ def history_of(atena_no: str, fiscal_year: int, base_date: date) -> tuple[Histor
         municipality_code=settings.MUNICIPALITY_CODE, atena_no=atena_no
     ).values_list("id", "fiscal_year", "programme", "method", "exam_date", "smoking_index",
                   "follow_up_due")  # fmt: skip
+    try:
+        not_counting = programs.catalogue(fiscal_year).not_counting_methods
+    except programs.CatalogueMissing:
+        not_counting = frozenset()
     for pk, fy, programme, method, exam_date, smoking_index, due in rows:
         if smoking_index is not None and exam_date <= base_date:
             if smoking is None or (exam_date, pk) > (smoking[0], smoking[1]):
                 smoking = (exam_date, pk, smoking_index)
         if fy >= fiscal_year:
             continue
-        programme_years[programme].add(fy)
+        if method not in not_counting:
+            programme_years[programme].add(fy)
         method_years[method].add(fy)
         if due is not None and (method not in follow_up_due or due > follow_up_due[method]):
             follow_up_due[method] = due

@@ -11,6 +11,7 @@ from kenshin.core.purposes import Purpose
 from kenshin.core.wareki import parse_date
 from kenshin.programs.rules import REASONS
 from kenshin.screening import services
+from kenshin.screening.build import RosterBuildError, check_base_date
 
 PURPOSE_REQUIRED = "利用目的を選んでください（目的のない一覧表示・閲覧・出力はできません）"
 
@@ -57,10 +58,11 @@ class BuildForm(forms.Form):
     def clean(self):
         data = super().clean()
         fy, as_of = data.get("fiscal_year"), data.get("as_of")
-        if fy and as_of and not date(fy, 4, 1) <= as_of <= date(fy + 1, 3, 31):
-            self.add_error(
-                "as_of", f"基準日は{fy}年度（{fy}年4月1日〜{fy + 1}年3月31日）の日付です"
-            )
+        if fy and as_of:
+            try:  # the build's own rule (the year or the one before it)
+                check_base_date(int(fy), as_of)
+            except RosterBuildError as exc:
+                self.add_error("as_of", str(exc))
         return data
 
 

@@ -26,7 +26,7 @@ from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, W
 
 from kenshin.programs import services as programs
 from kenshin.programs.catalogue import EXEMPTIONS
-from kenshin.programs.rules import REASONS
+from kenshin.programs.rules import OUT_OF_POPULATION, REASONS
 from kenshin.residents import services as residents
 from kenshin.screening.models import ExclusionReason, RosterBuild, RosterCount, RosterEntry
 
@@ -181,11 +181,15 @@ def refresh_counts(
     """Recount the stored 対象者数 table: every cell, or only ``cells`` (method, sex, age).
 
     ``eligible`` counts the entries that count as eligible (staff overrides included);
-    ``population`` every entry (the target population the national checklist asks for);
-    ``excluded`` the entries marked 受診不要 (they stay in both other counts).
+    ``population`` the entries of people in the population (the target population the national
+    checklist asks for; rows kept for people who left are not counted);
+    ``excluded`` those of them marked 受診不要 (they stay in both other counts).
     Call inside the transaction that changed the roster.
     """
     mc = settings.MUNICIPALITY_CODE
+    # Rows of people who have left the population (moved out, died, …) are kept in the roster
+    # but are not part of its population any more.
+    in_population = ~Q(computed_reason__in=OUT_OF_POPULATION)
     stored = RosterCount.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
     roster = _roster(fiscal_year)
     if cells is not None:
@@ -204,9 +208,9 @@ def refresh_counts(
         roster.annotate(band=_band_start())
         .values("method", "sex", "band")
         .annotate(
-            population=Count("id"),
+            population=Count("id", filter=in_population),
             eligible=Count("id", filter=Q(eligible=True)),
-            excluded=Count("id", filter=~Q(exclusion="")),
+            excluded=Count("id", filter=in_population & ~Q(exclusion="")),
         )
         .order_by()
     )

@@ -308,3 +308,17 @@ def test_a_shift_jis_file_is_refused_with_the_encoding_named(tmp_path):
     path.write_bytes(cat.to_toml(small()).encode("cp932"))
     with pytest.raises(cat.CatalogueError, match=r"^sjis\.toml: UTF-8 で保存してください"):
         cat.load_file(path)
+
+
+def test_two_coupon_cohorts_may_not_share_a_prefix():
+    """Coupon numbers are FY + prefix + serial: a shared prefix would print one number twice."""
+    doc = tomllib.loads(cat.shipped_files()[1].read_text(encoding="utf-8"))
+    breast = next(p for p in doc["programmes"] if p["code"] == "breast")
+    breast["methods"][0]["coupon"]["prefix"] = "C"  # the cervical coupon's letter
+    with pytest.raises(cat.CatalogueError, match=r"cytology\.coupon\.prefix: 'C' は mammography"):
+        cat.parse(doc)
+
+
+def test_a_city_add_on_does_not_count_for_its_programme():
+    parsed = cat.parse(tomllib.loads(cat.shipped_files()[1].read_text(encoding="utf-8")))
+    assert parsed.not_counting_methods == frozenset({"breast_ultrasound"})

@@ -76,12 +76,14 @@ def history(
     methods: dict[str, set[int]] | None = None,
     follow_up: dict[str, date] | None = None,
 ) -> History:
-    """A person's past screenings. A method's years count for its programme too (as the
-    register of exams gives them), so ``methods`` alone is enough for most tests."""
+    """A person's past screenings. A method's years count for its programme too (as
+    screening.facts.history_of reads the exams), except a city add-on's
+    (``counts_for_programme = false``), so ``methods`` alone is enough for most tests."""
     programme_years: dict[str, set[int]] = {k: set(v) for k, v in (programmes or {}).items()}
     cat = catalogue(2026)
     for code, years in (methods or {}).items():
-        programme_years.setdefault(cat.method(code).programme, set()).update(years)
+        if cat.method(code).counts_for_programme:
+            programme_years.setdefault(cat.method(code).programme, set()).update(years)
     return History(
         programme_years={k: frozenset(v) for k, v in programme_years.items()},
         method_years={k: frozenset(v) for k, v in (methods or {}).items()},
@@ -351,7 +353,7 @@ def test_annual_method_eligible_although_screened_last_year():
         (50, {}, "cohort"),  # 呉市: 50歳以上の偶数年齢
         (51, {}, "catch_up"),  # odd age, not screened in FY2024
         (52, {}, "cohort"),
-        (52, {"gastric_endoscopy": {2024}}, "cohort"),  # the cohort is offered regardless
+        (52, {"gastric_endoscopy": {2024}}, "screened_last_year"),  # 原則 2年に1回, cohort or not
         (53, {"gastric_endoscopy": {2024}}, "screened_last_year"),
         (53, {"gastric_xray": {2024}}, "screened_last_year"),  # X線 counts for the programme
         (53, {}, "catch_up"),  # 指針: not screened last FY ⇒ eligible whatever the cohort
@@ -374,7 +376,8 @@ def test_biennial_endoscopy_even_age_cohort_and_catch_up_fy2025(age, past_method
         ({"mammography": {2024}}, "screened_last_year"),
         ({"mammography": {2023}}, "catch_up"),  # missed FY2024: eligible again in FY2025
         ({"mammography": {2022, 2023}}, "catch_up"),
-        ({"breast_ultrasound": {2024}}, "screened_last_year"),  # any method of the programme
+        # The city's 30s ultrasound is not a screening by the programme: MMG starts at 40.
+        ({"breast_ultrasound": {2024}}, "catch_up"),
     ],
 )
 def test_biennial_without_cohort_catch_up_after_missed_year(past_methods, expected):
@@ -386,7 +389,7 @@ def test_biennial_without_cohort_catch_up_after_missed_year(past_methods, expect
     ("age", "screened_last_year", "expected"),
     [
         (41, False, "cohort"),
-        (41, True, "cohort"),
+        (41, True, "screened_last_year"),
         (42, False, "catch_up"),
         (42, True, "screened_last_year"),
     ],
@@ -713,7 +716,11 @@ def test_uses_previous_tax_year_april_to_june(exam_date, previous):
         ("taxed", "exempt", True, ""),
         ("taxed", "exempt", False, "tax_exempt"),
         (None, "exempt", True, ""),  # no category last FY (e.g. moved in): not exempt
-        ("public_assistance", "taxed", True, "public_assistance"),
+        # 生活保護 is current (proven at the exam), also in April–June; last FY's only while
+        # this FY's category is not yet known.
+        ("public_assistance", "taxed", True, ""),
+        ("taxed", "public_assistance", True, "public_assistance"),
+        ("public_assistance", None, True, "public_assistance"),
         ("taxed", "public_assistance", False, "public_assistance"),
     ],
 )

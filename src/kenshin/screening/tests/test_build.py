@@ -27,6 +27,7 @@ BASE = date(2025, 4, 1)
 PROGRAMME_OF = {
     "gastric_xray": "gastric", "gastric_endoscopy": "gastric", "chest_xray": "lung",
     "sputum_cytology": "lung", "fecal_occult_blood": "colorectal", "mammography": "breast",
+    "breast_ultrasound": "breast",
     "cytology": "cervical", "hpv_primary": "cervical", "periodontal_exam": "periodontal",
     "dxa": "osteoporosis", "hepatitis_test": "hepatitis",
 }  # fmt: skip
@@ -261,3 +262,44 @@ def test_a_base_date_far_from_the_fiscal_year_is_refused_before_anything_is_writ
     # February before the year (early invitations) and the year's last day are accepted.
     assert roster_build.build_roster(FY, as_of=date(2025, 2, 1)).inserted > 0
     assert roster_build.build_roster(FY, as_of=date(2026, 3, 31)).build_id
+
+
+@pytest.mark.django_db
+def test_an_override_gives_way_when_the_person_dies_and_counts_follow():
+    from kenshin.screening import actions, lists
+
+    atena_nos = _populate(seed=13)
+    roster_build.build_roster(FY)
+    entry = RosterEntry.objects.filter(method="chest_xray", computed_reason="annual").first()
+    actions.override("tester", FY, "chest_xray", entry.atena_no, True, "主治医の依頼")
+    ResidentVersion.objects.filter(atena_no=entry.atena_no, valid_to__isnull=True).update(
+        valid_to=date(2025, 6, 1)
+    )
+    current = ResidentVersion.objects.filter(atena_no=entry.atena_no).first()
+    ResidentVersion.objects.bulk_create([
+        _version(entry.atena_no, current.sex, current.birth_date, "deceased", kind="death",
+                 valid_from=date(2025, 6, 1)),
+    ])  # fmt: skip
+    roster_build.build_roster(FY, as_of=date(2025, 7, 1))
+    entry.refresh_from_db()
+    assert (entry.eligible, entry.reason, entry.computed_reason) == (False, "deceased", "deceased")
+    # The kept row is not counted in the population any more; the stored table agrees with
+    # a fresh count of the rows of people still in the population.
+    cells = {(c.method, c.sex, c.band): c for c in lists.refresh_counts(FY)}
+    stored = RosterEntry.objects.filter(method="chest_xray").exclude(
+        computed_reason__in=roster_build.OUT_OF_POPULATION
+    )
+    assert sum(c.population for (m, _s, _b), c in cells.items() if m == "chest_xray") == (
+        stored.count()
+    )
+    assert len(atena_nos) > 200
+
+
+@pytest.mark.django_db
+def test_a_rebuild_without_a_date_keeps_the_latest_base_date_and_never_goes_back():
+    _populate(seed=17)
+    roster_build.build_roster(FY, as_of=date(2025, 7, 1))
+    again = roster_build.build_roster(FY)  # no date: the latest base date, not 1 April
+    assert again.as_of == date(2025, 7, 1) and again.changed == 0
+    with pytest.raises(roster_build.RosterBuildError, match="前回の対象者抽出の基準日 2025-07-01"):
+        roster_build.build_roster(FY, as_of=date(2025, 4, 1))

@@ -98,9 +98,9 @@ def test_explain_prints_each_decision_with_its_rule_and_records_the_read(town):
     assert "  胃内視鏡検査: × 対象外  規則 [under_age]" in out
     # The staff decision is shown beside the rule's.
     assert "    職員の判断: 対象外（規則では [annual] 毎年度の対象年齢）" in out
-    # 生活保護 from FY2025 only: exempt from July, the April–June rule uses FY2024 (taxed).
-    assert "免除 生活保護　4〜6月の受診は免除 なし" in out
-    assert "自己負担: 個別 0円（4〜6月 800円）、集団 0円（4〜6月 500円）" in out  # 胸部X線
+    # 生活保護 from FY2025 (taxed in FY2024): the current status counts, April–June included.
+    assert "免除 生活保護\n" in out and "4〜6月の受診は免除" not in out
+    assert "自己負担: 個別 0円、集団 0円" in out  # 胸部X線
     assert "自己負担（対象外のため委託単価）: 個別 17,600円" in out  # 胃内視鏡 at 45
     assert "自己負担（対象外のため委託単価）: 個別 8,800円、集団 6,600円" in out  # マンモ
     # No name, kana or address in the output.

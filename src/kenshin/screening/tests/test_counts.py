@@ -86,7 +86,10 @@ def history() -> dict[str, dict]:
             h["smoking"] = e["smoking_index"]  # ordered by date: the last one wins
         if e["fiscal_year"] >= FY:
             continue
-        h["programmes"][e["programme"]].add(e["fiscal_year"])
+        if (
+            e["method"] not in ADD_ONS
+        ):  # a city add-on (乳房超音波) is not the programme's screening
+            h["programmes"][e["programme"]].add(e["fiscal_year"])
         h["methods"][e["method"]].add(e["fiscal_year"])
         if e["follow_up_due"] is not None:
             h["due"][e["method"]] = max(h["due"].get(e["method"], e["follow_up_due"]),
@@ -95,6 +98,8 @@ def history() -> dict[str, dict]:
 
 
 SEX_CODE = {"any": 0, "male": 1, "female": 2}
+# From the catalogue file's data (counts_for_programme = false), read here without programs.rules.
+ADD_ONS = {"breast_ultrasound"}
 NO_HISTORY = {"programmes": {}, "methods": {}, "due": {}, "smoking": None}
 
 
@@ -118,9 +123,8 @@ def eligible(m, person: dict, age: int, h: dict) -> bool:
     if m.interval in ("annual", "milestone"):
         return True
     if m.interval == "biennial":
-        even = age % 2 == 0
-        if (m.cohort == "even_age" and even) or (m.cohort == "odd_age" and not even):
-            return True
+        # 原則 2年に1回 with a chance every year: the city's even/odd cohort only labels the
+        # year's main invitation; whoever was screened last FY waits either way.
         return not screened_last_year
     if m.interval == "once":
         return age in m.milestones or not h["programmes"].get(m.programme)
