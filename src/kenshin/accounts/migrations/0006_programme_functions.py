@@ -16,7 +16,12 @@ GRANTS = {
         "screening.override",
         "screening.export_roster",
     ],
-    "hokenshi": ["programs.view", "screening.view_roster", "screening.exclude", "screening.override"],
+    "hokenshi": [
+        "programs.view",
+        "screening.view_roster",
+        "screening.exclude",
+        "screening.override",
+    ],
     "jimu": [
         "programs.view",
         "screening.view_roster",
