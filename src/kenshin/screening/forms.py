@@ -42,7 +42,7 @@ class BuildForm(forms.Form):
 
     fiscal_year = forms.TypedChoiceField(label="年度", coerce=int, choices=())
     as_of = forms.CharField(
-        label="基準日（省略すると4月1日）",
+        label="基準日（省略すると前回の基準日、初回は4月1日）",
         required=False,
         max_length=20,
         help_text="転入者などの追加抽出は、その日を入れます。例: 2025-06-01、令和7年6月1日",
