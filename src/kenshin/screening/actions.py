@@ -23,7 +23,7 @@ from kenshin.core import audit, clock
 from kenshin.core.purposes import Purpose
 from kenshin.core.text import normalize_digits
 from kenshin.programs import services as programs
-from kenshin.programs.rules import OVERRIDE_REASON
+from kenshin.programs.rules import OUT_OF_POPULATION, OVERRIDE_REASON
 from kenshin.residents import services as residents
 from kenshin.screening import lists
 from kenshin.screening.build import lock_year
@@ -155,9 +155,8 @@ def set_exclusion(
             row.recorded_by, row.recorded_at = _actor_name(actor), clock.now()
             row.save(update_fields=["reason", "note", "recorded_by", "recorded_at"])
         mine = _programme_entries(fiscal_year, programme, atena_no)
-        cells = list(mine.values_list("method", "sex", "age"))
+        _count_exclusions(fiscal_year, mine, excluded=True)
         entries = mine.update(exclusion=reason)
-        lists.refresh_counts(fiscal_year, cells)
         audit.record(
             audit.Event.CREATE if created else audit.Event.UPDATE,
             actor,
@@ -204,9 +203,8 @@ def remove_exclusion(
         previous = row.reason
         row.delete()
         mine = _programme_entries(fiscal_year, programme, atena_no)
-        cells = list(mine.values_list("method", "sex", "age"))
+        _count_exclusions(fiscal_year, mine, excluded=False)
         entries = mine.update(exclusion="")
-        lists.refresh_counts(fiscal_year, cells)
         audit.record(
             audit.Event.DELETE,
             actor,
@@ -248,8 +246,19 @@ def _entry(fiscal_year: int, method: str, atena_no: str) -> RosterEntry:
     return entry
 
 
+def _count_exclusions(fiscal_year: int, entries, *, excluded: bool) -> None:
+    """Adjust the stored table for the entries whose 受診不要 is about to change (before the
+    update: the rows still show the old value). Only rows in the population count there."""
+    for method, sex, age, computed_reason, exclusion in entries.values_list(
+        "method", "sex", "age", "computed_reason", "exclusion"
+    ):
+        if computed_reason not in OUT_OF_POPULATION and bool(exclusion) != excluded:
+            lists.adjust_count(fiscal_year, method, sex, age, excluded=1 if excluded else -1)
+
+
 def _set_override(entry: RosterEntry, eligible: bool | None, note: str, by: str) -> None:
-    """Set (or, with None, withdraw) a staff decision and recount the entry's table cell."""
+    """Set (or, with None, withdraw) a staff decision and adjust the entry's table cell."""
+    was_eligible = entry.eligible
     entry.override_eligible = eligible
     entry.override_note = note
     entry.override_by = by
@@ -262,7 +271,11 @@ def _set_override(entry: RosterEntry, eligible: bool | None, note: str, by: str)
             "eligible", "reason",
         ]
     )  # fmt: skip
-    lists.refresh_counts(entry.fiscal_year, [(entry.method, entry.sex, entry.age)])
+    if entry.eligible != was_eligible:
+        lists.adjust_count(
+            entry.fiscal_year, entry.method, entry.sex, entry.age,
+            eligible=1 if entry.eligible else -1,
+        )  # fmt: skip
 
 
 def override(

@@ -221,6 +221,27 @@ def refresh_counts(
     return rows
 
 
+def adjust_count(
+    fiscal_year: int, method: str, sex: int, age: int, *, eligible: int = 0, excluded: int = 0
+) -> None:
+    """Move one entry's contribution in the stored table (an override, a 受診不要): O(1).
+
+    Why not recount the cell: the roster's only index starts with the method, so a recount
+    reads every row of the method — about half a second per click at a million residents.
+    A test checks that the adjusted table equals a fresh count.
+    """
+    cell = RosterCount.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE,
+        fiscal_year=fiscal_year,
+        method=method,
+        sex=sex,
+        band=_start(age),
+    )
+    # Every roster row's cell is stored by the build (a cell of rows kept for people who left
+    # is stored with zeros), so the cell exists whenever the entry does.
+    cell.update(eligible=F("eligible") + eligible, excluded=F("excluded") + excluded)
+
+
 def _start(age: int) -> int:
     if age < FIRST_BAND:
         return 0

@@ -486,6 +486,18 @@ def test_stored_table_follows_overrides_and_exclusions(built, staff):
     assert (after.population, after.eligible) == (before.population, before.eligible - 1)
     actions.set_exclusion("tester", FY, "lung", entry.atena_no, "treatment")
     assert cell("chest_xray").excluded == before.excluded + 1
+    # The adjusted table equals a fresh count of the whole roster, cell by cell.
+    from kenshin.screening.models import RosterCount
+
+    def stored():
+        return {
+            (c.method, c.sex, c.band): (c.population, c.eligible, c.excluded)
+            for c in RosterCount.objects.filter(fiscal_year=FY)
+        }
+
+    adjusted = stored()
+    lists.refresh_counts(FY)
+    assert stored() == adjusted
     actions.clear_override("tester", FY, "chest_xray", entry.atena_no)
     actions.remove_exclusion("tester", FY, "lung", entry.atena_no)
     again = cell("chest_xray")
