@@ -174,11 +174,11 @@ FROM (
       WHEN m.code = 'sputum_cytology' AND COALESCE(s.smoking_index, 0) < 600 THEN 'smoking_index'
       WHEN m.coupon_age > 0 AND p.age - 1 = m.coupon_age THEN 'coupon'
       WHEN m.kind = 'annual' THEN 'annual'
-      WHEN m.kind = 'biennial_even' AND (p.age / 2) * 2 = p.age THEN 'cohort'
       WHEN m.kind IN ('biennial', 'biennial_even') AND COALESCE(
            CASE m.programme WHEN 'gastric' THEN h.gastric_prev WHEN 'breast' THEN h.breast_prev
-                ELSE h.cervical_prev END, 0) = 0 THEN 'catch_up'
-      WHEN m.kind IN ('biennial', 'biennial_even') THEN 'screened_last_year'
+                ELSE h.cervical_prev END, 0) = 1 THEN 'screened_last_year'
+      WHEN m.kind = 'biennial_even' AND (p.age / 2) * 2 = p.age THEN 'cohort'
+      WHEN m.kind IN ('biennial', 'biennial_even') THEN 'catch_up'
       WHEN m.kind = 'milestone' AND p.age IN (20,30,40,50,60,70) AND m.code = 'periodontal_exam'
         THEN 'milestone'
       WHEN m.kind = 'milestone' AND m.code <> 'periodontal_exam'
@@ -198,7 +198,7 @@ FROM (
     CASE WHEN p.tax = 'public_assistance' THEN 'public_assistance'
          WHEN m.coupon_age > 0 AND p.age - 1 = m.coupon_age THEN 'coupon'
          WHEN p.tax = 'exempt' THEN 'tax_exempt' ELSE '' END AS ex,
-    CASE WHEN p.tax_prev = 'public_assistance' THEN 'public_assistance'
+    CASE WHEN COALESCE(p.tax, p.tax_prev) = 'public_assistance' THEN 'public_assistance'
          WHEN m.coupon_age > 0 AND p.age - 1 = m.coupon_age THEN 'coupon'
          WHEN p.tax_prev = 'exempt' THEN 'tax_exempt' ELSE '' END AS ex_early
   FROM (
@@ -217,7 +217,8 @@ FROM (
   LEFT JOIN (
     SELECT atena_no,
       MAX(CASE WHEN programme = 'gastric' AND fiscal_year = 2024 THEN 1 END) AS gastric_prev,
-      MAX(CASE WHEN programme = 'breast' AND fiscal_year = 2024 THEN 1 END) AS breast_prev,
+      MAX(CASE WHEN programme = 'breast' AND method <> 'breast_ultrasound'
+               AND fiscal_year = 2024 THEN 1 END) AS breast_prev,
       MAX(CASE WHEN programme = 'cervical' AND fiscal_year = 2024 THEN 1 END) AS cervical_prev,
       MAX(CASE WHEN programme = 'hepatitis' THEN 1 END) AS hepatitis_ever,
       MAX(CASE WHEN method = 'hpv_primary' THEN fiscal_year END) AS hpv_last,
