@@ -487,16 +487,18 @@ def build_roster(
     methods = [m for m in catalogue.methods]
     total = len(methods) + 2
     report = progress or (lambda _stage, _done, _total: None)
+    # The build's own record commits first: a build that fails or is killed leaves it
+    # unfinished (the roster page shows 未完了) while the roster stays as it was.
+    build = RosterBuild.objects.create(
+        municipality_code=mc,
+        fiscal_year=fiscal_year,
+        as_of=base,
+        catalogue_version=version,
+        started_at=clock.now(),
+        started_by=audit.actor_of(actor).username,
+    )
     with _memory_kept_small(), transaction.atomic():
         lock_year(fiscal_year)
-        build = RosterBuild.objects.create(
-            municipality_code=mc,
-            fiscal_year=fiscal_year,
-            as_of=base,
-            catalogue_version=version,
-            started_at=clock.now(),
-            started_by=audit.actor_of(actor).username,
-        )
         mine = RosterEntry.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
         before = mine.count()
         left = written = 0

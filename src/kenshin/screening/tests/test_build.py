@@ -303,3 +303,25 @@ def test_a_rebuild_without_a_date_keeps_the_latest_base_date_and_never_goes_back
     assert again.as_of == date(2025, 7, 1) and again.changed == 0
     with pytest.raises(roster_build.RosterBuildError, match="前回の対象者抽出の基準日 2025-07-01"):
         roster_build.build_roster(FY, as_of=date(2025, 4, 1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_build_leaves_the_roster_as_it_was_and_its_record_unfinished(monkeypatch):
+    from kenshin.screening.models import RosterBuild
+
+    _populate(seed=19)
+    first = roster_build.build_roster(FY)
+    rows = sorted(RosterEntry.objects.values_list("method", "atena_no", "computed_reason"))
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(roster_build, "_number_coupons", broken)
+    with pytest.raises(RuntimeError):
+        roster_build.build_roster(FY, as_of=date(2025, 7, 1))
+    assert sorted(RosterEntry.objects.values_list("method", "atena_no", "computed_reason")) == rows
+    failed = RosterBuild.objects.exclude(pk=first.build_id).get()
+    assert failed.finished_at is None and failed.as_of == date(2025, 7, 1)
+    # The next build without a date starts again from the last finished one's base date.
+    monkeypatch.undo()
+    assert roster_build.build_roster(FY).as_of == BASE
