@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from kenshin.core.fields import BinaryCollationCharField
+from kenshin.core.fields import code_field as _code
 
 __all__ = ["BinaryCollationCharField"]
 
@@ -92,16 +93,6 @@ class FeedImport(models.Model):
 
 
 CURRENT = Q(valid_to__isnull=True)
-
-
-def _code(label: str, max_length: int) -> BinaryCollationCharField:
-    """A numeric-code column (団体コード, 宛名番号, 世帯番号) compared byte-wise.
-
-    Why: under a ja_JP or en_US collation every btree comparison calls strcoll; for digit
-    strings the order is the same and byte comparison halves the cost of the unique index
-    during a million-row load on PostgreSQL.
-    """
-    return BinaryCollationCharField(label, max_length=max_length)
 
 
 class ResidentVersion(models.Model):

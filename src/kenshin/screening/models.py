@@ -16,11 +16,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from kenshin.core.fields import BinaryCollationCharField
-
-
-def _code(label: str, max_length: int) -> BinaryCollationCharField:
-    return BinaryCollationCharField(label, max_length=max_length)
+from kenshin.core.fields import code_field as _code
 
 
 class RosterBuild(models.Model):
