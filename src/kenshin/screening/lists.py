@@ -16,13 +16,15 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import reduce
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Count, F, Q, QuerySet
 
 from kenshin.programs import services as programs
 from kenshin.programs.catalogue import EXEMPTIONS
@@ -96,16 +98,6 @@ def band_of(start: int) -> Band:
     if start >= TOP_BAND:
         return Band(TOP_BAND, None)
     return Band(start, start + BAND_WIDTH - 1)
-
-
-def _band_start() -> Case:
-    """The first age of a row's 5-year band, in SQL (0 below 20, 85 for 85 and over)."""
-    return Case(
-        When(age__lt=FIRST_BAND, then=Value(0)),
-        When(age__gte=TOP_BAND, then=Value(TOP_BAND)),
-        default=F("age") / BAND_WIDTH * BAND_WIDTH,
-        output_field=IntegerField(),
-    )
 
 
 @dataclass
@@ -196,25 +188,39 @@ def refresh_counts(
         wanted = {(method, sex, band_of(_start(age))) for method, sex, age in cells}
         if not wanted:
             return []
-        cell_q, roster_q = Q(pk__in=[]), Q(pk__in=[])
+        cell_qs, roster_qs = [], []
         for method, sex, band in wanted:
-            cell_q |= Q(method=method, sex=sex, band=band.lo)
+            cell_qs.append(Q(method=method, sex=sex, band=band.lo))
             ages = Q(age__gte=band.lo) if band.lo else Q()
             if band.hi is not None:
                 ages &= Q(age__lte=band.hi)
-            roster_q |= Q(method=method, sex=sex) & ages
-        stored, roster = stored.filter(cell_q), roster.filter(roster_q)
+            roster_qs.append(Q(method=method, sex=sex) & ages)
+        stored = stored.filter(reduce(operator.or_, cell_qs))
+        roster = roster.filter(reduce(operator.or_, roster_qs))
+    # Grouped by age, not band: bands are summed here (a CASE per row cost about a second at
+    # 4.4 million rows), and a cell's counts are plain sums of its ages'.
     grouped = (
-        roster.annotate(band=_band_start())
-        .values("method", "sex", "band")
+        roster.values("method", "sex", "age")
         .annotate(
-            population=Count("id", filter=in_population),
-            eligible=Count("id", filter=Q(eligible=True)),
-            excluded=Count("id", filter=in_population & ~Q(exclusion="")),
+            population=Count("atena_no", filter=in_population),
+            eligible=Count("atena_no", filter=Q(eligible=True)),
+            excluded=Count("atena_no", filter=in_population & ~Q(exclusion="")),
         )
         .order_by()
     )
-    rows = [RosterCount(municipality_code=mc, fiscal_year=fiscal_year, **g) for g in grouped]
+    cells_counted: dict[tuple[str, int, int], RosterCount] = {}
+    for g in grouped:
+        key = (g["method"], g["sex"], _start(g["age"]))
+        cell = cells_counted.get(key)
+        if cell is None:
+            cell = cells_counted[key] = RosterCount(
+                municipality_code=mc, fiscal_year=fiscal_year, method=key[0], sex=key[1],
+                band=key[2], population=0, eligible=0, excluded=0,
+            )  # fmt: skip
+        cell.population += g["population"]
+        cell.eligible += g["eligible"]
+        cell.excluded += g["excluded"]
+    rows = list(cells_counted.values())
     with transaction.atomic():
         stored.delete()
         RosterCount.objects.bulk_create(rows)

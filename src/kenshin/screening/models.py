@@ -41,8 +41,15 @@ class RosterBuild(models.Model):
 
 
 class RosterEntry(models.Model):
-    """One person in one method's roster for one fiscal year."""
+    """One person in one method's roster for one fiscal year.
 
+    Keyed by (団体コード, 年度, 検査方法, 宛名番号) itself, with no surrogate id: the rows are
+    stored in key order (on SQLite a WITHOUT ROWID table, migration 0003), so a build writes
+    each row once instead of a row plus an index entry — about 40% of the build's writes at a
+    million residents. A test checks the table keeps that form after later migrations.
+    """
+
+    pk = models.CompositePrimaryKey("municipality_code", "fiscal_year", "method", "atena_no")
     municipality_code = _code("団体コード", 6)
     fiscal_year = models.PositiveSmallIntegerField("年度")
     programme = _code("検診事業", 20)
@@ -77,13 +84,7 @@ class RosterEntry(models.Model):
     class Meta:
         verbose_name = "対象者"
         verbose_name_plural = "対象者"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["municipality_code", "fiscal_year", "method", "atena_no"],
-                name="screening_roster_once",
-            )
-        ]
-        # No second index: a person's rows are found through this one with method IN (the
+        # No second index: a person's rows are found through the key with method IN (the
         # year's methods); an index on 宛名番号 alone cost about a quarter of every build.
 
     def __str__(self) -> str:
