@@ -102,7 +102,7 @@ def _actor_name(actor: Any) -> str:
 
 
 def _programme_entries(fiscal_year: int, programme: str, atena_no: str):
-    """A person's roster rows of one programme, found through the roster's unique index."""
+    """A person's roster rows of one programme, found through the roster's key."""
     methods = [m.code for m in _catalogue(fiscal_year).programme(programme).methods]
     return RosterEntry.objects.filter(
         municipality_code=settings.MUNICIPALITY_CODE,

@@ -193,7 +193,7 @@ def explain_person(fiscal_year: int, atena_no: str, as_of: date | None = None) -
     mc = settings.MUNICIPALITY_CODE
     entries = {
         e.method: e
-        # method IN (…): one probe per method into the roster's unique index, which is the
+        # method IN (…): one probe per method into the roster's key, which is the
         # only index the roster carries (a second one cost ~25% of every build).
         for e in RosterEntry.objects.filter(
             municipality_code=mc,

@@ -4,7 +4,7 @@ The table (domain.md §11 B-6: programme × sex × 5-year age band, with the 40�
 totals) is stored (RosterCount): the build counts it in one GROUP BY over the roster — a
 million-resident city has 4–5 million rows, so counting on every page view would take seconds —
 and staff actions recount the cells they touch. The list behind a cell is a page of roster
-entries in 宛名番号 order (the unique index serves it), with names fetched from residents in one
+entries in 宛名番号 order (the roster's key serves it), with names fetched from residents in one
 batched call per page.
 
 Nothing here records an audit event: the services that show or export people do
@@ -168,9 +168,12 @@ def _roster(fiscal_year: int) -> QuerySet:
 
 
 def refresh_counts(
-    fiscal_year: int, cells: Iterable[tuple[str, int, int]] | None = None
+    fiscal_year: int,
+    cells: Iterable[tuple[str, int, int]] | None = None,
+    methods: Iterable[str] | None = None,
 ) -> list[RosterCount]:
-    """Recount the stored 対象者数 table: every cell, or only ``cells`` (method, sex, age).
+    """Recount the stored 対象者数 table: every cell, only ``cells`` (method, sex, age), or
+    every cell of ``methods`` (a rebuild recounts only the methods whose rows it changed).
 
     ``eligible`` counts the entries that count as eligible (staff overrides included);
     ``population`` the entries of people in the population (the target population the national
@@ -184,6 +187,12 @@ def refresh_counts(
     in_population = ~Q(computed_reason__in=OUT_OF_POPULATION)
     stored = RosterCount.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
     roster = _roster(fiscal_year)
+    if methods is not None:
+        wanted_methods = sorted(set(methods))
+        if not wanted_methods:
+            return []
+        stored = stored.filter(method__in=wanted_methods)
+        roster = roster.filter(method__in=wanted_methods)
     if cells is not None:
         wanted = {(method, sex, band_of(_start(age))) for method, sex, age in cells}
         if not wanted:
@@ -254,6 +263,15 @@ def _start(age: int) -> int:
     if age >= TOP_BAND:
         return TOP_BAND
     return age // BAND_WIDTH * BAND_WIDTH
+
+
+def stored_counts(fiscal_year: int) -> list[RosterCount]:
+    """The stored 対象者数 cells of the year (as the last build or staff change left them)."""
+    return list(
+        RosterCount.objects.filter(
+            municipality_code=settings.MUNICIPALITY_CODE, fiscal_year=fiscal_year
+        )
+    )
 
 
 def count_table(fiscal_year: int) -> CountTable:
