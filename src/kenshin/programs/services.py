@@ -28,6 +28,13 @@ from kenshin.programs.catalogue import (
     to_toml,
 )
 from kenshin.programs.models import CatalogueVersion
+from kenshin.programs.vocabularies import (
+    MethodResults,
+    ResultProblem,
+    check_result,
+    needs_seiken,
+    results_of,
+)
 
 __all__ = [
     "Catalogue",
@@ -36,12 +43,15 @@ __all__ = [
     "Change",
     "FileOutcome",
     "Method",
+    "MethodResults",
     "Programme",
+    "ResultProblem",
     "StoredVersion",
     "VersionInfo",
     "catalogue",
     "catalogue_version",
     "changes",
+    "check_result",
     "copy_forward",
     "document_of",
     "export_toml",
@@ -49,6 +59,8 @@ __all__ = [
     "history",
     "load_files",
     "load_shipped",
+    "needs_seiken",
+    "results_of",
     "stored_version",
 ]
 

@@ -5,7 +5,7 @@ was written twice (the table and the unique index). Keyed by the natural key the
 written once, in key order — on SQLite as a WITHOUT ROWID table, which Django cannot declare,
 so the table is made here by hand (a test checks it stays that way: a later AlterField on
 SQLite rebuilds the table from the model and would silently lose the form).
-Existing rows are kept.
+Existing rows are kept. Irreversible (no reverse step): going back would need new ids.
 """
 
 from django.db import migrations, models

@@ -1,0 +1,181 @@
+"""Result vocabularies: each method's values, and which of them mean 要精検 (domain.md §5)."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from kenshin.programs import catalogue as catalogue_module
+from kenshin.programs import vocabularies as v
+
+# (method, result, 要精検 for the 事業報告) — every category of every vocabulary appears once.
+CASES = [
+    # 胃X線 (消化器がん検診学会 2016): 3a and over.
+    ("gastric_xray", {"judgement": "1"}, False),
+    ("gastric_xray", {"judgement": "2"}, False),
+    ("gastric_xray", {"judgement": "3a"}, True),
+    ("gastric_xray", {"judgement": "3b"}, True),
+    ("gastric_xray", {"judgement": "4"}, True),
+    ("gastric_xray", {"judgement": "5"}, True),
+    ("gastric_endoscopy", {"judgement": "no_findings"}, False),
+    ("gastric_endoscopy", {"judgement": "benign"}, False),
+    ("gastric_endoscopy", {"judgement": "suspected_cancer"}, True),
+    ("gastric_endoscopy", {"judgement": "other_disease"}, False),
+    # 胸部X線: only E; D (肺癌以外の疾患) is notified but not counted as 要精検.
+    ("chest_xray", {"judgement": "A"}, False),
+    ("chest_xray", {"judgement": "B"}, False),
+    ("chest_xray", {"judgement": "C"}, False),
+    ("chest_xray", {"judgement": "D1"}, False),
+    ("chest_xray", {"judgement": "D2"}, False),
+    ("chest_xray", {"judgement": "D3"}, False),
+    ("chest_xray", {"judgement": "D4"}, False),
+    ("chest_xray", {"judgement": "E1"}, True),
+    ("chest_xray", {"judgement": "E2"}, True),
+    # 喀痰: D and E.
+    ("sputum_cytology", {"judgement": "A"}, False),
+    ("sputum_cytology", {"judgement": "B"}, False),
+    ("sputum_cytology", {"judgement": "C"}, False),
+    ("sputum_cytology", {"judgement": "D"}, True),
+    ("sputum_cytology", {"judgement": "E"}, True),
+    # 便潜血 2日法: either day positive.
+    ("fecal_occult_blood", {"day1": "negative", "day2": "negative"}, False),
+    ("fecal_occult_blood", {"day1": "positive", "day2": "negative"}, True),
+    ("fecal_occult_blood", {"day1": "negative", "day2": "positive"}, True),
+    ("fecal_occult_blood", {"day1": "positive", "day2": "positive"}, True),
+    # マンモグラフィ: 3 and over; N (判定不能) counted as 要精検.
+    ("mammography", {"category": "1"}, False),
+    ("mammography", {"category": "2"}, False),
+    ("mammography", {"category": "3"}, True),
+    ("mammography", {"category": "4"}, True),
+    ("mammography", {"category": "5"}, True),
+    ("mammography", {"category": "N"}, True),
+    ("breast_ultrasound", {"category": "1"}, False),
+    ("breast_ultrasound", {"category": "2"}, False),
+    ("breast_ultrasound", {"category": "3"}, True),
+    ("breast_ultrasound", {"category": "4"}, True),
+    ("breast_ultrasound", {"category": "5"}, True),
+    # 子宮頸部細胞診: any non-NILM, and an inadequate specimen.
+    ("cytology", {"adequacy": "adequate", "bethesda": "NILM"}, False),
+    ("cytology", {"adequacy": "inadequate", "bethesda": "NILM"}, True),
+    *[
+        ("cytology", {"adequacy": "adequate", "bethesda": b}, True)
+        for b in ("ASC-US", "ASC-H", "LSIL", "HSIL", "SCC", "AGC", "AIS", "Adenocarcinoma", "Other")
+    ],
+    # HPV検査単独法: HPV − → no; HPV + → the triage cytology decides.
+    ("hpv_primary", {"hpv": "negative"}, False),
+    ("hpv_primary", {"hpv": "positive", "triage_adequacy": "adequate", "triage": "NILM"}, False),
+    ("hpv_primary", {"hpv": "positive", "triage_adequacy": "adequate", "triage": "ASC-US"}, True),
+    ("hpv_primary", {"hpv": "positive", "triage_adequacy": "inadequate", "triage": "NILM"}, True),
+    # 子宮内膜細胞診: anything but negative.
+    ("endometrial_cytology", {"adequacy": "adequate", "result": "negative"}, False),
+    ("endometrial_cytology", {"adequacy": "adequate", "result": "ATEC-US"}, True),
+    ("endometrial_cytology", {"adequacy": "adequate", "result": "ATEC-A"}, True),
+    ("endometrial_cytology", {"adequacy": "adequate", "result": "hyperplasia"}, True),
+    ("endometrial_cytology", {"adequacy": "adequate", "result": "atypical_hyperplasia"}, True),
+    ("endometrial_cytology", {"adequacy": "adequate", "result": "malignant"}, True),
+    ("endometrial_cytology", {"adequacy": "inadequate", "result": "negative"}, True),
+    ("periodontal_exam", {"judgement": "normal"}, False),
+    ("periodontal_exam", {"judgement": "guidance"}, False),
+    ("periodontal_exam", {"judgement": "seiken"}, True),
+    ("dxa", {"judgement": "normal"}, False),
+    ("dxa", {"judgement": "guidance"}, False),
+    ("dxa", {"judgement": "seiken"}, True),
+    ("bone_ultrasound", {"judgement": "seiken"}, True),
+    # 肝炎: HBs antigen positive, or HCV infection likely.
+    ("hepatitis_test", {"hbs": "negative", "hcv": "unlikely"}, False),
+    ("hepatitis_test", {"hbs": "positive", "hcv": "unlikely"}, True),
+    ("hepatitis_test", {"hbs": "negative", "hcv": "likely"}, True),
+]
+
+
+@pytest.mark.parametrize(("method", "results", "expected"), CASES)
+def test_needs_seiken_follows_the_jigyo_houkoku_definition(method, results, expected):
+    assert v.check_result(method, results) == []
+    assert v.needs_seiken(method, results) is expected
+
+
+def test_every_value_of_every_shipped_vocabulary_is_decided_by_a_case():
+    """No category is left without a test stating whether it is 要精検."""
+    covered = {
+        (item.vocabulary.code, value)
+        for method, results, _ in CASES
+        for code, value in results.items()
+        if (item := v.results_of(method).item(code)) is not None
+    }
+    every = {
+        (item.vocabulary.code, value.code)
+        for spec in v.shipped().values()
+        for item in spec.items
+        for value in item.vocabulary.values
+    }
+    assert every - covered == set()
+
+
+def test_every_method_of_the_shipped_catalogues_has_its_result_items():
+    for path in catalogue_module.shipped_files():
+        _, catalogue = catalogue_module.load_file(path)
+        missing = [m.code for m in catalogue.methods if v.results_of(m.code) is None]
+        assert missing == [], path.name
+
+
+def test_a_value_outside_the_vocabulary_is_refused_with_the_allowed_values():
+    problems = v.check_result("mammography", {"category": "6"})
+    assert [p.item for p in problems] == ["category"]
+    assert "マンモグラフィ カテゴリーに '6' はありません" in problems[0].message
+    assert "1、2、3、4、5、N" in problems[0].message
+
+
+def test_a_missing_required_item_and_a_foreign_item_are_named():
+    problems = v.check_result("fecal_occult_blood", {"day1": "positive", "bethesda": "NILM"})
+    assert {p.item: p.message for p in problems} == {
+        "bethesda": "この検査の項目ではありません（項目: 便潜血 1日目、便潜血 2日目）",
+        "day2": "便潜血 2日目が入っていません",
+    }
+
+
+def test_a_positive_hpv_test_without_its_triage_cytology_is_incomplete():
+    problems = v.check_result("hpv_primary", {"hpv": "positive"})
+    assert {p.item for p in problems} == {"triage_adequacy", "triage"}
+    assert all("HPV 陽性のときは" in p.message for p in problems)
+    assert v.check_result("hpv_primary", {"hpv": "negative"}) == []
+
+
+def test_an_unknown_method_has_no_result_items():
+    assert v.results_of("x_ray_of_the_soul") is None
+    assert v.check_result("x_ray_of_the_soul", {})[0].item == ""
+    with pytest.raises(KeyError):
+        v.needs_seiken("x_ray_of_the_soul", {})
+
+
+def test_national_codes_are_kept_where_the_format_has_them():
+    chest = v.results_of("chest_xray").item("judgement").vocabulary
+    assert chest.jami_system == "1.2.392.100495.100.2100"
+    assert chest.value("E1").jami == "4" and chest.value("B").jami == ""
+    bethesda = v.results_of("cytology").item("bethesda").vocabulary
+    assert (bethesda.jami_system, bethesda.value("NILM").jami) == ("1.2.392.100495.100.2400", "1")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format=2), "format は 1"),
+        (lambda d: d["vocabulary"].append(dict(d["vocabulary"][0])), "二度定義されています"),
+        (lambda d: d["vocabulary"][0]["values"][0].update(seiken="yes"), "seiken は true か false"),
+        (lambda d: d["vocabulary"][0]["values"][1].update(code="NILM"), "同じ値コード"),
+        (lambda d: d["vocabulary"][0].update(values=[]), "値がありません"),
+        (
+            lambda d: d["method"][0]["items"][0].update(vocabulary="nope"),
+            "語彙 'nope' がありません",
+        ),
+        (lambda d: d["method"][0].update(rule="majority"), "rule は any / triage"),
+        (lambda d: d["method"][0].update(items=[]), "結果の項目がありません"),
+        (lambda d: d["method"][0]["items"][0].update(code="判定"), "code は英数字"),
+        (lambda d: d["method"].append(dict(d["method"][0])), "二度定義されています"),
+    ],
+)
+def test_a_malformed_vocabulary_file_is_refused_naming_the_place(change, message):
+    data = tomllib.loads(v.FILE.read_text(encoding="utf-8"))
+    change(data)
+    with pytest.raises(v.VocabularyError, match=message):
+        v.parse(data)

@@ -1,0 +1,218 @@
+"""Result vocabularies of the primary exams and which values mean 要精検 — data and pure rules.
+
+Why here: a method's result items belong with the method (the catalogue), and every path that
+takes in a result — the manual entry screen, the file and FHIR intake, the follow-up case
+that a 要精検 opens — must accept the same values and draw the same conclusion from them. The
+vocabularies are national (学会の判定基準, the 事業報告's 作成要領), so they live in one reviewed
+data file, ``vocabularies.toml``, not in a year's catalogue; this module parses it once and
+answers two questions: is a result well formed (:func:`check_result`), and does it make the
+exam 要精検 for the 事業報告 (:func:`needs_seiken`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+FILE = Path(__file__).with_name("vocabularies.toml")
+RULES = ("any", "triage")
+_CODE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
+
+
+class VocabularyError(ValueError):
+    """The vocabulary file is malformed (a message naming the place, in Japanese)."""
+
+
+@dataclass(frozen=True)
+class Value:
+    code: str
+    label: str
+    seiken: bool  # 要精検 for the 事業報告
+    jami: str  # the value's code in the national format's table ('' where not known)
+    note: str  # what staff should know beside the category (再撮影, 要精検（がん以外）…)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    code: str
+    name: str
+    source: str
+    jami_system: str  # OID of the national code table ('' where the format has none)
+    values: tuple[Value, ...]
+
+    def value(self, code: str) -> Value | None:
+        return next((v for v in self.values if v.code == code), None)
+
+
+@dataclass(frozen=True)
+class Item:
+    code: str
+    name: str
+    vocabulary: Vocabulary
+    required: bool
+
+
+@dataclass(frozen=True)
+class MethodResults:
+    """The result items a method's exam records, and how they decide 要精検."""
+
+    method: str
+    rule: str  # "any" | "triage"
+    items: tuple[Item, ...]
+
+    def item(self, code: str) -> Item | None:
+        return next((i for i in self.items if i.code == code), None)
+
+
+@dataclass(frozen=True)
+class ResultProblem:
+    """One thing wrong with a result, as staff read it (the item's name, what was expected)."""
+
+    item: str  # item code ('' when the problem is the method itself)
+    message: str
+
+
+def parse(data: Mapping[str, Any]) -> dict[str, MethodResults]:
+    """The vocabulary document → result items per method code; refuses a malformed one."""
+    if data.get("format") != 1:
+        raise VocabularyError("語彙ファイルの format は 1 にしてください")
+    vocabularies: dict[str, Vocabulary] = {}
+    for n, raw in enumerate(data.get("vocabulary", []), start=1):
+        vocabulary = _vocabulary(raw, f"{n} 番目の vocabulary")
+        if vocabulary.code in vocabularies:
+            raise VocabularyError(f"語彙 {vocabulary.code} が二度定義されています")
+        vocabularies[vocabulary.code] = vocabulary
+    methods: dict[str, MethodResults] = {}
+    for n, raw in enumerate(data.get("method", []), start=1):
+        where = f"{n} 番目の method（{raw.get('code', '')}）"
+        code = _code(raw.get("code"), where)
+        rule = raw.get("rule", "any")
+        if rule not in RULES:
+            raise VocabularyError(f"{where}: rule は {' / '.join(RULES)} のどれかです")
+        items = []
+        for m, item in enumerate(raw.get("items", []), start=1):
+            place = f"{where} の {m} 番目の項目"
+            vocabulary = vocabularies.get(item.get("vocabulary", ""))
+            if vocabulary is None:
+                raise VocabularyError(f"{place}: 語彙 {item.get('vocabulary')!r} がありません")
+            items.append(
+                Item(
+                    code=_code(item.get("code"), place),
+                    name=str(item.get("name") or ""),
+                    vocabulary=vocabulary,
+                    required=bool(item.get("required", True)),
+                )
+            )
+        if not items:
+            raise VocabularyError(f"{where}: 結果の項目がありません")
+        if len({i.code for i in items}) != len(items):
+            raise VocabularyError(f"{where}: 同じ項目コードが二度あります")
+        if rule == "triage" and (items[0].required is False or len(items) < 2):
+            raise VocabularyError(f"{where}: triage は必須の最初の項目と、判定する項目が要ります")
+        if code in methods:
+            raise VocabularyError(f"{where}: 検査方法 {code} が二度定義されています")
+        methods[code] = MethodResults(method=code, rule=rule, items=tuple(items))
+    return methods
+
+
+def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:
+    code = _code(raw.get("code"), where)
+    values = []
+    for n, value in enumerate(raw.get("values", []), start=1):
+        place = f"語彙 {code} の {n} 番目の値"
+        if not isinstance(value.get("seiken"), bool):
+            raise VocabularyError(f"{place}: seiken は true か false で書いてください")
+        values.append(
+            Value(
+                code=_code(value.get("code"), place),
+                label=str(value.get("label") or ""),
+                seiken=value["seiken"],
+                jami=str(value.get("jami", "")),
+                note=str(value.get("note", "")),
+            )
+        )
+    if not values:
+        raise VocabularyError(f"語彙 {code}: 値がありません")
+    if len({v.code for v in values}) != len(values):
+        raise VocabularyError(f"語彙 {code}: 同じ値コードが二度あります")
+    return Vocabulary(
+        code=code,
+        name=str(raw.get("name") or code),
+        source=str(raw.get("source") or ""),
+        jami_system=str(raw.get("jami_system", "")),
+        values=tuple(values),
+    )
+
+
+def _code(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _CODE.match(value):
+        raise VocabularyError(f"{where}: code は英数字・-・_ の 30 文字以内です（{value!r}）")
+    return value
+
+
+@cache
+def shipped() -> dict[str, MethodResults]:
+    """The vocabularies shipped with Kenshin (parsed once per process)."""
+    return parse(tomllib.loads(FILE.read_text(encoding="utf-8")))
+
+
+def results_of(method: str) -> MethodResults | None:
+    """The result items of a method (None for a method that records no coded result)."""
+    return shipped().get(method)
+
+
+def check_result(method: str, results: Mapping[str, str]) -> list[ResultProblem]:
+    """What is wrong with a result given as {item code: value code} — empty when nothing.
+
+    Only the method's own items with its vocabularies' values are accepted; required items
+    must be there. HPV検査単独法: a positive HPV test needs its triage cytology.
+    """
+    spec = results_of(method)
+    if spec is None:
+        return [ResultProblem("", f"検査方法 {method} の結果の項目が定義されていません")]
+    problems = []
+    for code, value in results.items():
+        item = spec.item(code)
+        if item is None:
+            names = "、".join(i.name for i in spec.items)
+            problems.append(ResultProblem(code, f"この検査の項目ではありません（項目: {names}）"))
+        elif item.vocabulary.value(value) is None:
+            allowed = "、".join(v.code for v in item.vocabulary.values)
+            problems.append(
+                ResultProblem(code, f"{item.name}に {value!r} はありません（{allowed} のどれか）")
+            )
+    for item in spec.items:
+        if item.required and not results.get(item.code):
+            problems.append(ResultProblem(item.code, f"{item.name}が入っていません"))
+    if spec.rule == "triage" and results.get(spec.items[0].code) == "positive":
+        for item in spec.items[1:]:
+            if not results.get(item.code):
+                problems.append(ResultProblem(item.code, f"HPV 陽性のときは{item.name}が必要です"))
+    return problems
+
+
+def needs_seiken(method: str, results: Mapping[str, str]) -> bool:
+    """Whether a (checked) result makes the exam 要精検 as the 事業報告 counts it.
+
+    "any": one item's value is enough — 便潜血 positive on either day, any non-NILM cytology
+    or an inadequate specimen, マンモグラフィ 3 and over; 胸部X線 D is not (it is notified as
+    要精検（がん以外）) while 喀痰 D is. "triage" (HPV検査単独法, domain.md §2.3): a positive
+    HPV test is not itself 要精検; its triage cytology decides.
+    """
+    spec = results_of(method)
+    if spec is None:
+        raise KeyError(method)
+
+    def seiken(item: Item) -> bool:
+        value = item.vocabulary.value(results.get(item.code, ""))
+        return value is not None and value.seiken
+
+    if spec.rule == "triage":
+        gate, rest = spec.items[0], spec.items[1:]
+        return results.get(gate.code) == "positive" and any(seiken(i) for i in rest)
+    return any(seiken(i) for i in spec.items)
