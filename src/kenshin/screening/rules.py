@@ -1,0 +1,110 @@
+"""Pure rules of the screening records: the HPV検査単独法 follow-up as an explicit state machine.
+
+Why a state machine: under HPV検査単独法 a woman's next step depends on the last test and on
+what kind of test it was (domain.md §2.3, 対策型検診における HPV検査単独法による子宮頸がん検診
+マニュアル 2024). Written as states and transitions with their dates, each step can be tested,
+shown on the person's ledger, and put on a worklist when it falls due:
+
+    検診 HPV −                         → ROUTINE (next 節目年齢, or 5 years after the test)
+    検診 HPV +, triage not yet known   → TRIAGE_PENDING (the cytology on the same specimen)
+    検診 HPV +, triage + (or 不適正)     → CONFIRMATORY (要確定精検: colposcopy and biopsy)
+    検診 HPV +, triage −               → FOLLOW_UP_DUE (追跡検査 one year after the test)
+    追跡 HPV +                          → CONFIRMATORY
+    追跡 HPV −                          → ROUTINE
+
+No I/O: the functions take the exams as plain data (screening.services reads them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from kenshin.programs.vocabularies import results_of
+
+HPV_METHOD = "hpv_primary"
+
+
+class HpvState(StrEnum):
+    ROUTINE = "routine"
+    TRIAGE_PENDING = "triage_pending"
+    CONFIRMATORY = "confirmatory"
+    FOLLOW_UP_DUE = "follow_up_due"
+
+
+HPV_STATE_LABELS: dict[HpvState, str] = {
+    HpvState.ROUTINE: "定期（次の節目年齢で受診）",
+    HpvState.TRIAGE_PENDING: "トリアージ細胞診の結果待ち",
+    HpvState.CONFIRMATORY: "要確定精検（コルポスコピー・組織診）",
+    HpvState.FOLLOW_UP_DUE: "追跡検査の対象（1年後にHPV検査）",
+}
+
+
+@dataclass(frozen=True)
+class HpvExam:
+    """One HPV test of a woman: when, whether it was the 追跡検査, and its coded results."""
+
+    exam_date: date
+    follow_up: bool  # True: the 追跡検査 a year after a negative triage
+    results: Mapping[str, str]  # {"hpv": …, "triage_adequacy": …, "triage": …}
+
+
+@dataclass(frozen=True)
+class HpvStep:
+    state: HpvState
+    since: date  # the date of the test that led here
+    due: date | None  # FOLLOW_UP_DUE: when the 追跡検査 falls due
+    seiken: bool  # this test made the exam 要精検 (for the 事業報告)
+
+
+def one_year_after(day: date) -> date:
+    """The same day a year later; 29 February gives 28 February (the day before the
+    corresponding day does not exist — 民法 第143条 counts to the end of that month)."""
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:
+        return date(day.year + 1, 2, 28)
+
+
+def hpv_step(exam: HpvExam) -> HpvStep:
+    """Where one HPV test leaves the woman (the transition table above)."""
+    spec = results_of(HPV_METHOD)
+    assert spec is not None  # nosec B101 - shipped vocabulary
+    hpv = exam.results.get("hpv", "")
+    if hpv == "negative":
+        return HpvStep(HpvState.ROUTINE, exam.exam_date, None, seiken=False)
+    if hpv != "positive":
+        raise ValueError(f"HPV検査の結果がありません（{hpv!r}）")
+    if exam.follow_up:
+        return HpvStep(HpvState.CONFIRMATORY, exam.exam_date, None, seiken=True)
+    triage = [exam.results.get(item.code, "") for item in spec.items[1:]]
+    if not all(triage):
+        return HpvStep(HpvState.TRIAGE_PENDING, exam.exam_date, None, seiken=False)
+    abnormal = any(
+        (value := item.vocabulary.value(code)) is not None and value.seiken
+        for item, code in zip(spec.items[1:], triage, strict=True)
+    )
+    if abnormal:
+        return HpvStep(HpvState.CONFIRMATORY, exam.exam_date, None, seiken=True)
+    return HpvStep(
+        HpvState.FOLLOW_UP_DUE, exam.exam_date, one_year_after(exam.exam_date), seiken=False
+    )
+
+
+def hpv_state(exams: Iterable[HpvExam]) -> HpvStep | None:
+    """The current step of a woman's HPV follow-up: that of her latest HPV test (None if she
+    has had none). A later test supersedes an earlier one whatever it was."""
+    latest = max(exams, key=lambda e: e.exam_date, default=None)
+    return None if latest is None else hpv_step(latest)
+
+
+def follow_up_overdue(step: HpvStep | None, today: date) -> bool:
+    """True when the 追跡検査 has fallen due and not been done (for the worklist)."""
+    return (
+        step is not None
+        and step.state is HpvState.FOLLOW_UP_DUE
+        and step.due is not None
+        and step.due <= today
+    )
