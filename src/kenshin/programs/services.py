@@ -34,6 +34,7 @@ from kenshin.programs.vocabularies import (
     check_result,
     needs_seiken,
     results_of,
+    seiken_of,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "load_shipped",
     "needs_seiken",
     "results_of",
+    "seiken_of",
     "stored_version",
 ]
 

@@ -70,6 +70,35 @@ class MethodResults:
 
 
 @dataclass(frozen=True)
+class SeikenMethod:
+    code: str
+    label: str
+    inappropriate: bool  # does not count as 精検 (the person is 精検未受診)
+    appropriate_after: tuple[str, ...]  # …except after these primary results (ASC-US)
+
+
+@dataclass(frozen=True)
+class SeikenSpec:
+    """How a programme's 精密検査 is recorded: its methods and its result categories."""
+
+    programme: str
+    methods: tuple[SeikenMethod, ...]
+    results: tuple[str, ...]  # codes of SEIKEN_RESULTS
+
+    def method(self, code: str) -> SeikenMethod | None:
+        return next((m for m in self.methods if m.code == code), None)
+
+
+@dataclass(frozen=True)
+class Vocabularies:
+    """The whole shipped file: result items per method, 精検 per programme."""
+
+    methods: dict[str, MethodResults]
+    seiken: dict[str, SeikenSpec]
+    seiken_results: dict[str, str]  # code → label (がんであった者 …)
+
+
+@dataclass(frozen=True)
 class ResultProblem:
     """One thing wrong with a result, as staff read it (the item's name, what was expected)."""
 
@@ -77,8 +106,8 @@ class ResultProblem:
     message: str
 
 
-def parse(data: Mapping[str, Any]) -> dict[str, MethodResults]:
-    """The vocabulary document → result items per method code; refuses a malformed one."""
+def parse(data: Mapping[str, Any]) -> Vocabularies:
+    """The vocabulary document → its parts; refuses a malformed one, naming the place."""
     if data.get("format") != 1:
         raise VocabularyError("語彙ファイルの format は 1 にしてください")
     vocabularies: dict[str, Vocabulary] = {}
@@ -117,7 +146,34 @@ def parse(data: Mapping[str, Any]) -> dict[str, MethodResults]:
         if code in methods:
             raise VocabularyError(f"{where}: 検査方法 {code} が二度定義されています")
         methods[code] = MethodResults(method=code, rule=rule, items=tuple(items))
-    return methods
+    seiken_results = {str(k): str(v) for k, v in data.get("seiken_results", {}).items()}
+    seiken: dict[str, SeikenSpec] = {}
+    for n, raw in enumerate(data.get("seiken", []), start=1):
+        spec = _seiken(raw, f"{n} 番目の seiken（{raw.get('programme', '')}）", seiken_results)
+        if spec.programme in seiken:
+            raise VocabularyError(f"精検の定義 {spec.programme} が二度あります")
+        seiken[spec.programme] = spec
+    return Vocabularies(methods=methods, seiken=seiken, seiken_results=seiken_results)
+
+
+def _seiken(raw: Mapping[str, Any], where: str, labels: Mapping[str, str]) -> SeikenSpec:
+    programme = _code(raw.get("programme"), where)
+    results = tuple(raw.get("results", []))
+    unknown = [r for r in results if r not in labels]
+    if not results or unknown:
+        raise VocabularyError(f"{where}: results は seiken_results のコードです（{unknown}）")
+    methods = tuple(
+        SeikenMethod(
+            code=_code(m.get("code"), f"{where} の {i} 番目の方法"),
+            label=str(m.get("label") or ""),
+            inappropriate=bool(m.get("inappropriate", False)),
+            appropriate_after=tuple(m.get("appropriate_after", ())),
+        )
+        for i, m in enumerate(raw.get("methods", []), start=1)
+    )
+    if not methods or len({m.code for m in methods}) != len(methods):
+        raise VocabularyError(f"{where}: 精検の方法がないか、同じコードが二度あります")
+    return SeikenSpec(programme=programme, methods=methods, results=results)
 
 
 def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:
@@ -156,14 +212,19 @@ def _code(value: Any, where: str) -> str:
 
 
 @cache
-def shipped() -> dict[str, MethodResults]:
+def shipped() -> Vocabularies:
     """The vocabularies shipped with Kenshin (parsed once per process)."""
     return parse(tomllib.loads(FILE.read_text(encoding="utf-8")))
 
 
 def results_of(method: str) -> MethodResults | None:
     """The result items of a method (None for a method that records no coded result)."""
-    return shipped().get(method)
+    return shipped().methods.get(method)
+
+
+def seiken_of(programme: str) -> SeikenSpec | None:
+    """How the programme's 精密検査 is recorded (None: no 精検 tracked for it)."""
+    return shipped().seiken.get(programme)
 
 
 def check_result(method: str, results: Mapping[str, str]) -> list[ResultProblem]:

@@ -1,4 +1,5 @@
-"""Pure rules of the screening records: the HPV検査単独法 follow-up as an explicit state machine.
+"""Pure rules of the screening records: the HPV検査単独法 follow-up as an explicit state machine,
+and the 精検 status of a 要精検 case as the 作成要領 defines it (:func:`seiken_status`).
 
 Why a state machine: under HPV検査単独法 a woman's next step depends on the last test and on
 what kind of test it was (domain.md §2.3, 対策型検診における HPV検査単独法による子宮頸がん検診
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from kenshin.programs.vocabularies import results_of
+from kenshin.programs.vocabularies import results_of, seiken_of
 
 HPV_METHOD = "hpv_primary"
 
@@ -108,3 +109,89 @@ def follow_up_overdue(step: HpvStep | None, today: date) -> bool:
         and step.due is not None
         and step.due <= today
     )
+
+
+# ------------------------------------------------------------------ 精密検査 (seiken) status
+
+
+class SeikenStatus(StrEnum):
+    """精検受診 / 精検未受診 / 精検未把握, exactly as the 事業報告's 作成要領 defines them."""
+
+    ATTENDED = "attended"
+    NOT_ATTENDED = "not_attended"
+    UNKNOWN = "unknown"
+
+
+SEIKEN_STATUS_LABELS: dict[SeikenStatus, str] = {
+    SeikenStatus.ATTENDED: "精検受診",
+    SeikenStatus.NOT_ATTENDED: "精検未受診",
+    SeikenStatus.UNKNOWN: "精検未把握",
+}
+
+
+@dataclass(frozen=True)
+class SeikenReport:
+    """What the city heard about a 精検: from the 精検機関 (the 連絡票) or from the person."""
+
+    from_institution: bool  # the 精検機関's report (精密検査結果連絡票) — else a self-report
+    exam_date: date | None
+    institution: str  # 医療機関コード or name as reported ('' when not said)
+    method: str  # a method code of the programme's SeikenSpec ('' when not said)
+    result: str  # a code of seiken_results ('' when not said; in progress → "suspected")
+
+
+@dataclass(frozen=True)
+class SeikenOutcome:
+    status: SeikenStatus
+    result: str  # the result category counted (ATTENDED only; '' otherwise)
+    report: SeikenReport | None  # the report that decided (None for UNKNOWN / known absence)
+
+
+def seiken_status(
+    programme: str,
+    primary_result: str,
+    primary_fy: int,
+    reports: Iterable[SeikenReport],
+    *,
+    known_not_attended: bool = False,
+) -> SeikenOutcome:
+    """Derive the status of one 要精検 case from what is known (never typed by hand).
+
+    作成要領 (domain.md §3.3): 精検受診 only with the 精検機関's report, or a self-report of all
+    four of 精検日・受診機関・精検法・精検結果; 精検未受診 when known not to have gone, or when the
+    "精検" was a test that does not count (repeat 便潜血, repeat 喀痰, cytology-only repeat
+    except after ASC-US); otherwise 精検未把握 (an incomplete self-report included). A 精検
+    done in the next fiscal year counts for the screening's year; one reported later than
+    that does not. ``primary_result`` is the primary exam's decisive value (e.g. "ASC-US").
+    """
+    spec = seiken_of(programme)
+    if spec is None:
+        raise KeyError(programme)
+    last_day = date(primary_fy + 2, 3, 31)  # the end of the following fiscal year
+    attended, inappropriate = [], []
+    for report in reports:
+        if report.exam_date is not None and report.exam_date > last_day:
+            continue
+        method = spec.method(report.method)
+        if (
+            method is not None
+            and method.inappropriate
+            and (primary_result not in method.appropriate_after)
+        ):
+            inappropriate.append(report)
+            continue
+        complete = bool(
+            report.exam_date and report.institution and method is not None and report.result
+        )
+        if report.from_institution or complete:
+            attended.append(report)
+    if attended:
+        decided = max(attended, key=lambda r: (r.exam_date or date.min, r.from_institution))
+        # A 精検 still in progress at the cut-off counts as attended, がん疑い又は未確定.
+        result = decided.result if decided.result in spec.results else "suspected"
+        return SeikenOutcome(SeikenStatus.ATTENDED, result, decided)
+    if inappropriate:
+        return SeikenOutcome(SeikenStatus.NOT_ATTENDED, "", inappropriate[-1])
+    if known_not_attended:
+        return SeikenOutcome(SeikenStatus.NOT_ATTENDED, "", None)
+    return SeikenOutcome(SeikenStatus.UNKNOWN, "", None)

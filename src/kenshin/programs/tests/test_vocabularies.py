@@ -105,7 +105,7 @@ def test_every_value_of_every_shipped_vocabulary_is_decided_by_a_case():
     }
     every = {
         (item.vocabulary.code, value.code)
-        for spec in v.shipped().values()
+        for spec in v.shipped().methods.values()
         for item in spec.items
         for value in item.vocabulary.values
     }
@@ -175,6 +175,33 @@ def test_national_codes_are_kept_where_the_format_has_them():
     ],
 )
 def test_a_malformed_vocabulary_file_is_refused_naming_the_place(change, message):
+    data = tomllib.loads(v.FILE.read_text(encoding="utf-8"))
+    change(data)
+    with pytest.raises(v.VocabularyError, match=message):
+        v.parse(data)
+
+
+def test_the_five_cancer_programmes_have_their_seiken_methods_and_results():
+    for programme in ("gastric", "lung", "colorectal", "breast", "cervical"):
+        spec = v.seiken_of(programme)
+        assert spec is not None and spec.methods and "cancer" in spec.results
+    # 大腸 counts 腺腫 separately; the tests that do not count as 精検 are marked.
+    assert "adenoma" in v.seiken_of("colorectal").results
+    assert "adenoma" not in v.seiken_of("gastric").results
+    assert v.seiken_of("colorectal").method("fobt_repeat").inappropriate
+    assert v.seiken_of("cervical").method("cytology_only").appropriate_after == ("ASC-US",)
+    assert v.shipped().seiken_results["suspected"] == "がんの疑いのある者又は未確定"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["seiken"][0].update(results=["maybe"]), "results は seiken_results"),
+        (lambda d: d["seiken"][0].update(methods=[]), "精検の方法がないか"),
+        (lambda d: d["seiken"].append(dict(d["seiken"][0])), "精検の定義 gastric が二度"),
+    ],
+)
+def test_a_malformed_seiken_section_is_refused(change, message):
     data = tomllib.loads(v.FILE.read_text(encoding="utf-8"))
     change(data)
     with pytest.raises(v.VocabularyError, match=message):

@@ -1,4 +1,4 @@
-"""HPV検査単独法 follow-up: each transition with its dates (domain.md §2.3)."""
+"""HPV検査単独法 follow-up: each transition with its dates (domain.md §2.3); 精検 status paths."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from kenshin.programs import vocabularies
 from kenshin.screening.rules import (
     HpvExam,
     HpvState,
+    SeikenReport,
+    SeikenStatus,
     follow_up_overdue,
     hpv_state,
     hpv_step,
     one_year_after,
+    seiken_status,
 )
 
 D = date(2025, 6, 10)
@@ -98,3 +101,100 @@ def test_no_hpv_test_means_no_state():
 )
 def test_one_year_after_keeps_the_day_and_handles_the_leap_day(day, expected):
     assert one_year_after(day) == expected
+
+
+# ------------------------------------------------------------------ 精検 status (作成要領)
+
+FULL = dict(exam_date=date(2025, 9, 1), institution="3410000001", method="total_colonoscopy",
+            result="adenoma")  # fmt: skip
+
+
+def _report(from_institution=False, **changes):
+    return SeikenReport(from_institution=from_institution, **{**FULL, **changes})
+
+
+def test_attended_by_the_institutions_report_even_when_it_is_terse():
+    # The 精検機関's 連絡票 is enough; a report without a result yet is "still in progress":
+    # attended, counted as がん疑い又は未確定.
+    outcome = seiken_status("colorectal", "positive", 2025, [
+        _report(True, institution="", method="", result=""),
+    ])  # fmt: skip
+    assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "suspected")
+
+
+def test_attended_by_a_complete_self_report_of_all_four_items():
+    outcome = seiken_status("colorectal", "positive", 2025, [_report()])
+    assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "adenoma")
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [dict(exam_date=None), dict(institution=""), dict(method=""), dict(result="")],
+)
+def test_an_incomplete_self_report_leaves_the_case_unknown(missing):
+    outcome = seiken_status("colorectal", "positive", 2025, [_report(**missing)])
+    assert (outcome.status, outcome.result) == (SeikenStatus.UNKNOWN, "")
+
+
+@pytest.mark.parametrize(
+    ("programme", "primary", "method"),
+    [
+        ("colorectal", "positive", "fobt_repeat"),  # 便潜血の再検
+        ("lung", "D", "sputum_repeat"),  # 喀痰 要精検 → 喀痰の再検
+        ("cervical", "LSIL", "cytology_only"),  # 細胞診のみの再検
+    ],
+)
+def test_an_inappropriate_test_counts_as_not_attended(programme, primary, method):
+    result = "no_abnormality"
+    outcome = seiken_status(programme, primary, 2025, [
+        _report(True, method=method, result=result),
+    ])  # fmt: skip
+    assert (outcome.status, outcome.result) == (SeikenStatus.NOT_ATTENDED, "")
+
+
+def test_a_repeat_cytology_after_asc_us_is_a_proper_seiken():
+    outcome = seiken_status("cervical", "ASC-US", 2025, [
+        _report(True, method="cytology_only", result="no_abnormality"),
+    ])  # fmt: skip
+    assert outcome.status is SeikenStatus.ATTENDED
+
+
+def test_a_proper_seiken_after_an_inappropriate_one_counts_as_attended():
+    outcome = seiken_status("colorectal", "positive", 2025, [
+        _report(True, method="fobt_repeat", result="no_abnormality"),
+        _report(True, exam_date=date(2025, 11, 5), result="cancer"),
+    ])  # fmt: skip
+    assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "cancer")
+
+
+def test_known_absence_is_not_attended_and_no_news_is_unknown():
+    assert seiken_status("gastric", "3a", 2025, [], known_not_attended=True).status is (
+        SeikenStatus.NOT_ATTENDED
+    )
+    assert seiken_status("gastric", "3a", 2025, []).status is SeikenStatus.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("day", "status"),
+    [
+        (date(2026, 4, 1), SeikenStatus.ATTENDED),  # the next fiscal year counts
+        (date(2027, 3, 31), SeikenStatus.ATTENDED),  # …to its last day
+        (date(2027, 4, 1), SeikenStatus.UNKNOWN),  # later: not for this screening year
+    ],
+)
+def test_a_seiken_in_the_next_fiscal_year_counts_for_the_screening_year(day, status):
+    outcome = seiken_status("colorectal", "positive", 2025, [_report(True, exam_date=day)])
+    assert outcome.status is status
+
+
+def test_the_latest_report_decides_the_result():
+    outcome = seiken_status("breast", "3", 2025, [
+        _report(True, exam_date=date(2025, 8, 1), method="imaging", result="suspected"),
+        _report(True, exam_date=date(2025, 9, 1), method="biopsy", result="cancer"),
+    ])  # fmt: skip
+    assert (outcome.result, outcome.report.method) == ("cancer", "biopsy")
+
+
+def test_a_programme_without_seiken_tracking_is_refused():
+    with pytest.raises(KeyError):
+        seiken_status("periodontal", "seiken", 2025, [])
