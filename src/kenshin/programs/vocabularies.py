@@ -227,11 +227,14 @@ def seiken_of(programme: str) -> SeikenSpec | None:
     return shipped().seiken.get(programme)
 
 
-def check_result(method: str, results: Mapping[str, str]) -> list[ResultProblem]:
+def check_result(
+    method: str, results: Mapping[str, str], *, follow_up: bool = False
+) -> list[ResultProblem]:
     """What is wrong with a result given as {item code: value code} — empty when nothing.
 
     Only the method's own items with its vocabularies' values are accepted; required items
-    must be there. HPV検査単独法: a positive HPV test needs its triage cytology.
+    must be there. HPV検査単独法: a positive HPV test needs its triage cytology, except at the
+    追跡検査 (``follow_up``), which is the HPV test alone.
     """
     spec = results_of(method)
     if spec is None:
@@ -250,7 +253,7 @@ def check_result(method: str, results: Mapping[str, str]) -> list[ResultProblem]
     for item in spec.items:
         if item.required and not results.get(item.code):
             problems.append(ResultProblem(item.code, f"{item.name}が入っていません"))
-    if spec.rule == "triage" and results.get(spec.items[0].code) == "positive":
+    if spec.rule == "triage" and not follow_up and results.get(spec.items[0].code) == "positive":
         for item in spec.items[1:]:
             if not results.get(item.code):
                 problems.append(ResultProblem(item.code, f"HPV 陽性のときは{item.name}が必要です"))

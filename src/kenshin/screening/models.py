@@ -151,6 +151,21 @@ class Exam(models.Model):
     institution_code = models.CharField("医療機関コード", max_length=10, blank=True)
     smoking_index = models.PositiveIntegerField("喫煙指数", null=True, blank=True)
     follow_up_due = models.DateField("追跡検査の時期", null=True, blank=True)
+    # The exam record proper (issue 6). Past history brought in bulk (raw rows) lacks them,
+    # hence database defaults and NULL results ("no coded result known").
+    results = models.JSONField("結果", null=True, blank=True)  # {item: value} (vocabularies)
+    needs_seiken = models.BooleanField("要精検", default=False, db_default=False)
+    hpv_follow_up = models.BooleanField("HPV 追跡検査", default=False, db_default=False)
+    voucher_no = models.CharField("受診券番号", max_length=20, blank=True, db_default="")
+    coupon_no = models.CharField("クーポン番号", max_length=16, blank=True, db_default="")
+    place = models.CharField("検診場所", max_length=100, blank=True, db_default="")
+    age_at_exam = models.PositiveSmallIntegerField("受診時年齢", null=True, blank=True)
+    fy_end_age = models.PositiveSmallIntegerField("年度末年齢", null=True, blank=True)
+    # 初回: no screening by the programme in the previous 3 fiscal years (derived when recorded).
+    first_time = models.BooleanField("初回", null=True, blank=True)
+    complication = models.CharField("偶発症（一次検診）", max_length=200, blank=True, db_default="")
+    recorded_by = models.CharField("登録者", max_length=150, blank=True, db_default="")
+    recorded_at = models.DateTimeField("登録日時", null=True, blank=True)
 
     class Meta:
         verbose_name = "受診"
@@ -195,3 +210,80 @@ class RosterCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fiscal_year}年度 {self.method} {self.sex} {self.band}"
+
+
+class SeikenStatusField(models.TextChoices):
+    ATTENDED = "attended", "精検受診"
+    NOT_ATTENDED = "not_attended", "精検未受診"
+    UNKNOWN = "unknown", "精検未把握"
+
+
+class FollowUpCase(models.Model):
+    """The 精密検査 case every 要精検 exam opens, chased until its outcome is known.
+
+    Its status is derived from the facts below by ``screening.rules.seiken_status`` (the
+    作成要領's definition) and stored for the worklists; it is never typed. ``version`` is
+    the optimistic lock: an edit made on an older version is refused, so two staff working on
+    the same case cannot silently overwrite each other.
+    """
+
+    municipality_code = _code("団体コード", 6)
+    atena_no = _code("宛名番号", 15)
+    programme = _code("検診事業", 20)
+    fiscal_year = models.PositiveSmallIntegerField("一次検診の年度")
+    exam = models.OneToOneField(
+        Exam, on_delete=models.PROTECT, related_name="follow_up_case", verbose_name="一次検診"
+    )
+    primary_result = models.CharField("一次検診の判定", max_length=30)
+    referral_to = models.CharField("紹介先（2次・3次医療機関）", max_length=200, blank=True)
+    form_issued_on = models.DateField("連絡票の発行日", null=True, blank=True)
+    form_returned_on = models.DateField("連絡票の返却日", null=True, blank=True)
+    known_not_attended = models.BooleanField("受診していないことを確認", default=False)
+    survey_sent_on = models.DateField("未受診者状況調査の送付日", null=True, blank=True)
+    survey_answered_on = models.DateField("未受診者状況調査の回答日", null=True, blank=True)
+    survey_answer = models.CharField("未受診者状況調査の回答", max_length=200, blank=True)
+    tracing_result = models.CharField("追跡調査結果", max_length=200, blank=True)
+    status = models.CharField(
+        "精検の受診状況", max_length=20, choices=SeikenStatusField.choices,
+        default=SeikenStatusField.UNKNOWN,
+    )  # fmt: skip
+    status_since = models.DateField("状況の開始日")
+    result = models.CharField("精検結果（計上する区分）", max_length=20, blank=True)
+    version = models.PositiveIntegerField("版", default=1)
+    updated_by = models.CharField("更新者", max_length=150)
+    updated_at = models.DateTimeField("更新日時")
+
+    class Meta:
+        verbose_name = "精密検査"
+        verbose_name_plural = "精密検査"
+        indexes = [
+            models.Index(fields=["municipality_code", "fiscal_year", "status"], name="case_status"),
+            models.Index(fields=["municipality_code", "atena_no"], name="case_person"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fiscal_year}年度 {self.programme} {self.atena_no}"
+
+
+class SeikenReportRecord(models.Model):
+    """One report of a 精検: the 精検機関's 連絡票, or what the person told us."""
+
+    case = models.ForeignKey(FollowUpCase, on_delete=models.CASCADE, related_name="reports")
+    from_institution = models.BooleanField("精検機関からの報告")
+    exam_date = models.DateField("精検日", null=True, blank=True)
+    institution = models.CharField("精検機関", max_length=100, blank=True)
+    method = models.CharField("精検法", max_length=30, blank=True)
+    result = models.CharField("精検結果", max_length=20, blank=True)
+    pathology = models.CharField("病理診断", max_length=200, blank=True)
+    stage = models.CharField("病期", max_length=30, blank=True)
+    early_cancer = models.BooleanField("早期がん", null=True, blank=True)
+    complication = models.CharField("偶発症（精検）", max_length=200, blank=True)
+    recorded_by = models.CharField("登録者", max_length=150)
+    recorded_at = models.DateTimeField("登録日時")
+
+    class Meta:
+        verbose_name = "精検の報告"
+        verbose_name_plural = "精検の報告"
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.exam_date} {self.method}"

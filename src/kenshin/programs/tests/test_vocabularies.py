@@ -139,6 +139,8 @@ def test_a_positive_hpv_test_without_its_triage_cytology_is_incomplete():
     assert {p.item for p in problems} == {"triage_adequacy", "triage"}
     assert all("HPV 陽性のときは" in p.message for p in problems)
     assert v.check_result("hpv_primary", {"hpv": "negative"}) == []
+    # The 追跡検査 a year later is the HPV test alone.
+    assert v.check_result("hpv_primary", {"hpv": "positive"}, follow_up=True) == []
 
 
 def test_an_unknown_method_has_no_result_items():
