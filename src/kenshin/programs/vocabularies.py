@@ -84,6 +84,7 @@ class SeikenSpec:
     programme: str
     methods: tuple[SeikenMethod, ...]
     results: tuple[str, ...]  # codes of SEIKEN_RESULTS
+    report_within_days: int  # no report after this many days: on the worklist
 
     def method(self, code: str) -> SeikenMethod | None:
         return next((m for m in self.methods if m.code == code), None)
@@ -173,7 +174,12 @@ def _seiken(raw: Mapping[str, Any], where: str, labels: Mapping[str, str]) -> Se
     )
     if not methods or len({m.code for m in methods}) != len(methods):
         raise VocabularyError(f"{where}: 精検の方法がないか、同じコードが二度あります")
-    return SeikenSpec(programme=programme, methods=methods, results=results)
+    days = raw.get("report_within_days", 90)
+    if not isinstance(days, int) or not 1 <= days <= 730:
+        raise VocabularyError(f"{where}: report_within_days は 1〜730 の日数です")
+    return SeikenSpec(
+        programme=programme, methods=methods, results=results, report_within_days=days
+    )
 
 
 def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:

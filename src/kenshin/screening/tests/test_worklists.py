@@ -1,0 +1,97 @@
+"""Worklists: each rule on both sides of its threshold, with its count."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from kenshin.core import audit, clock
+from kenshin.programs import services as programs
+from kenshin.screening import exam_actions as ea
+from kenshin.screening import services, worklists
+from kenshin.screening.models import Exam
+from kenshin.screening.tests.town import HANAKO, KEN, TARO, import_town
+
+pytestmark = pytest.mark.django_db
+STAFF = audit.Actor(None, "hokenshi1")
+
+
+@pytest.fixture
+def town(tmp_path):
+    with clock.frozen(date(2025, 4, 10)):
+        programs.load_shipped()
+        import_town(tmp_path)
+        services.build_roster(2025)
+        yield
+
+
+def record(atena_no, method, day, results, setting="individual", **extra):
+    exam, case = ea.record_exam(STAFF, ea.ExamInput(
+        atena_no=atena_no, method=method, exam_date=day, setting=setting,
+        institution_code="3410000001", results=results, **extra,
+    ))  # fmt: skip
+    return exam, case
+
+
+FOBT_POS = {"day1": "positive", "day2": "negative"}
+
+
+def codes(day: date, code: str) -> set[int]:
+    return set(worklists.worklist(code).query(day).values_list("pk", flat=True))
+
+
+def test_seiken_not_reported_after_the_programmes_period(town):
+    _, case = record(TARO.atena_no, "fecal_occult_blood", date(2025, 5, 1), FOBT_POS)
+    assert codes(date(2025, 7, 29), "seiken_not_reported") == set()  # day 89
+    assert codes(date(2025, 7, 30), "seiken_not_reported") == {case.pk}  # day 90
+    ea.add_seiken_report(STAFF, case.pk, 1, from_institution=False, exam_date=None)
+    # Any report takes the case off this list (an incomplete one goes to the survey later).
+    assert codes(date(2025, 8, 1), "seiken_not_reported") == set()
+
+
+def test_form_not_returned_and_survey_due(town):
+    _, case = record(TARO.atena_no, "fecal_occult_blood", date(2025, 5, 1), FOBT_POS)
+    case = ea.update_case(STAFF, case.pk, 1, {"form_issued_on": date(2025, 5, 2)})
+    assert codes(date(2025, 5, 31), "form_not_returned") == set()
+    assert codes(date(2025, 6, 1), "form_not_returned") == {case.pk}
+    assert codes(date(2025, 10, 27), "survey_due") == set()  # 179 days
+    assert codes(date(2025, 10, 28), "survey_due") == {case.pk}  # 180 days
+    ea.update_case(STAFF, case.pk, 2, {"form_returned_on": date(2025, 6, 5),
+                                        "survey_sent_on": date(2025, 10, 28)})  # fmt: skip
+    assert codes(date(2025, 11, 1), "form_not_returned") == set()
+    assert codes(date(2025, 11, 1), "survey_due") == set()
+
+
+def test_hpv_follow_up_due_until_the_next_hpv_test(town):
+    triage_negative = {"hpv": "positive", "triage_adequacy": "adequate", "triage": "NILM"}
+    exam, _ = record(HANAKO.atena_no, "hpv_primary", date(2025, 6, 1), triage_negative)
+    assert codes(date(2026, 5, 31), "hpv_follow_up_due") == set()
+    assert codes(date(2026, 6, 1), "hpv_follow_up_due") == {exam.pk}
+    with clock.frozen(date(2026, 6, 10)):
+        programs.load_shipped()
+    record(HANAKO.atena_no, "hpv_primary", date(2026, 6, 10), {"hpv": "negative"},
+           hpv_follow_up=True)  # fmt: skip
+    assert codes(date(2026, 7, 1), "hpv_follow_up_due") == set()
+
+
+def test_an_exam_outside_the_roster_and_twice_in_a_year_are_listed(town):
+    # KEN is a man: a mammography for him contradicts the roster (no entry for him).
+    wrong, _ = record(KEN.atena_no, "fecal_occult_blood", date(2025, 6, 1), FOBT_POS)
+    assert codes(date(2025, 6, 2), "not_in_roster") == set()
+    Exam.objects.filter(pk=wrong.pk).update(method="mammography", programme="breast")
+    assert codes(date(2025, 6, 2), "not_in_roster") == {wrong.pk}
+    # 胃 X線 and 内視鏡 in one year, for TARO (66): both are listed.
+    x, _ = record(TARO.atena_no, "gastric_xray", date(2025, 6, 1), {"judgement": "2"}, "group")
+    assert codes(date(2025, 7, 1), "twice_in_a_year") == set()
+    e, _ = record(TARO.atena_no, "gastric_endoscopy", date(2025, 9, 1),
+                  {"judgement": "no_findings"})  # fmt: skip
+    assert codes(date(2025, 10, 1), "twice_in_a_year") == {x.pk, e.pk}
+
+
+def test_counts_give_one_figure_per_list(town, django_assert_max_num_queries):
+    record(TARO.atena_no, "fecal_occult_blood", date(2025, 5, 1), FOBT_POS)
+    with django_assert_max_num_queries(len(worklists.WORKLISTS) + 2):
+        counts = worklists.counts(date(2025, 12, 1))
+    assert set(counts) == {w.code for w in worklists.WORKLISTS}
+    assert counts["seiken_not_reported"] == 1 and counts["survey_due"] == 1

@@ -1,0 +1,159 @@
+"""Staff worklists: the cases and exams that need someone to act, each rule with its count.
+
+Why a fixed set of named rules (like DHIS2's working lists): staff open the same lists every
+week — 精検 not reported, 連絡票 not returned, 未受診者状況調査 due, HPV 追跡検査 due, results
+that contradict eligibility — and a count beside each tells them where the work is. Each rule
+is one query over the exam and case tables (indexed by status and person), never a loop.
+The thresholds are data: the 精検 reporting period is per programme in
+``programs/vocabularies.toml``; the others are below, in days.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import reduce
+
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+
+from kenshin.core import clock
+from kenshin.programs import services as programs
+from kenshin.screening.models import (
+    Exam,
+    FollowUpCase,
+    RosterBuild,
+    RosterEntry,
+    SeikenReportRecord,
+)
+from kenshin.screening.rules import HPV_METHOD
+
+FORM_RETURN_DAYS = 30  # 連絡票: issued this long ago and not back
+SURVEY_AFTER_DAYS = 180  # 未受診者状況調査: still unknown this long after the primary exam
+
+
+@dataclass(frozen=True)
+class Worklist:
+    code: str
+    title: str
+    rule: str  # the rule in words, shown above the list
+    query: Callable[[date], QuerySet]
+
+
+def _cases() -> QuerySet:
+    return FollowUpCase.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
+
+
+def _exams() -> QuerySet:
+    return Exam.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
+
+
+def seiken_not_reported(today: date) -> QuerySet:
+    """要精検 with no report at all after the programme's reporting period."""
+    per_programme = []
+    for programme in ("gastric", "lung", "colorectal", "breast", "cervical"):
+        spec = programs.seiken_of(programme)
+        if spec is not None:
+            cutoff = today - timedelta(days=spec.report_within_days)
+            per_programme.append(Q(programme=programme, exam__exam_date__lte=cutoff))
+    if not per_programme:
+        return _cases().none()
+    return (
+        _cases()
+        .filter(status="unknown", known_not_attended=False)
+        .filter(reduce(operator.or_, per_programme))
+        .exclude(Exists(SeikenReportRecord.objects.filter(case=OuterRef("pk"))))
+    )
+
+
+def form_not_returned(today: date) -> QuerySet:
+    """精密検査結果連絡票 issued ``FORM_RETURN_DAYS`` ago or more and not returned."""
+    return _cases().filter(
+        form_issued_on__isnull=False,
+        form_issued_on__lte=today - timedelta(days=FORM_RETURN_DAYS),
+        form_returned_on__isnull=True,
+    )
+
+
+def survey_due(today: date) -> QuerySet:
+    """Still 精検未把握 ``SURVEY_AFTER_DAYS`` after the exam, and no 状況調査 sent yet."""
+    return _cases().filter(
+        status="unknown",
+        survey_sent_on__isnull=True,
+        exam__exam_date__lte=today - timedelta(days=SURVEY_AFTER_DAYS),
+    )
+
+
+def hpv_follow_up_due(today: date) -> QuerySet:
+    """HPV 追跡検査 fallen due with no HPV test since the one that set it."""
+    later = _exams().filter(
+        atena_no=OuterRef("atena_no"), method=HPV_METHOD, exam_date__gt=OuterRef("exam_date")
+    )
+    return (
+        _exams()
+        .filter(method=HPV_METHOD, follow_up_due__isnull=False, follow_up_due__lte=today)
+        .exclude(Exists(later))
+    )
+
+
+def not_in_roster(today: date) -> QuerySet:
+    """Recorded exams whose person is not in that year's roster for the method (wrong sex,
+    under age, not a resident …), for the years whose roster has been built."""
+    built = RosterBuild.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE, finished_at__isnull=False
+    ).values("fiscal_year")
+    entry = RosterEntry.objects.filter(
+        municipality_code=OuterRef("municipality_code"),
+        fiscal_year=OuterRef("fiscal_year"),
+        method=OuterRef("method"),
+        atena_no=OuterRef("atena_no"),
+    )
+    return _exams().filter(recorded_at__isnull=False, fiscal_year__in=built).exclude(Exists(entry))
+
+
+def twice_in_a_year(today: date) -> QuerySet:
+    """The same programme twice in one fiscal year (an HPV 追跡検査 is not a second exam), or
+    two methods of a programme that allows one a year (胃 X線 and 内視鏡)."""
+    groups = (
+        _exams()
+        .filter(recorded_at__isnull=False, hpv_follow_up=False)
+        .values("atena_no", "fiscal_year", "programme")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+    )
+    keys = [Q(atena_no=g["atena_no"], fiscal_year=g["fiscal_year"], programme=g["programme"])
+            for g in groups]  # fmt: skip
+    if not keys:
+        return _exams().none()
+    return _exams().filter(hpv_follow_up=False).filter(reduce(operator.or_, keys))
+
+
+WORKLISTS: tuple[Worklist, ...] = (
+    Worklist("seiken_not_reported", "精検結果の未報告",
+             "要精検で、検診事業ごとの期間（既定 90 日）を過ぎても精検の報告がない",
+             seiken_not_reported),
+    Worklist("form_not_returned", "連絡票の未返却",
+             f"精密検査結果連絡票を発行して {FORM_RETURN_DAYS} 日以上たち、返却されていない",
+             form_not_returned),
+    Worklist("survey_due", "未受診者状況調査の対象",
+             f"一次検診から {SURVEY_AFTER_DAYS} 日たっても精検未把握で、調査をまだ送っていない",
+             survey_due),
+    Worklist("hpv_follow_up_due", "HPV 追跡検査の時期",
+             "トリアージ陰性から 1 年たち、その後の HPV 検査がない", hpv_follow_up_due),
+    Worklist("not_in_roster", "対象者でない受診",
+             "その年度の対象者名簿にない（性別・年齢・住民でない）人の受診", not_in_roster),
+    Worklist("twice_in_a_year", "同じ年度に 2 回の受診",
+             "同じ検診を同じ年度に 2 回（胃 X線と内視鏡の両方を含む）", twice_in_a_year),
+)  # fmt: skip
+
+
+def worklist(code: str) -> Worklist:
+    return next(w for w in WORKLISTS if w.code == code)
+
+
+def counts(today: date | None = None) -> dict[str, int]:
+    """Each worklist's count (one COUNT query per list)."""
+    day = today or clock.today()
+    return {w.code: w.query(day).count() for w in WORKLISTS}
