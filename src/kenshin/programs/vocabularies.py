@@ -74,7 +74,13 @@ class SeikenMethod:
     code: str
     label: str
     inappropriate: bool  # does not count as 精検 (the person is 精検未受診)
-    appropriate_after: tuple[str, ...]  # …except after these primary results (ASC-US)
+    appropriate_after: tuple[str, ...]  # …except after these primary "method:value"s
+
+    def counts_after(self, primary_method: str, primary_result: str) -> bool:
+        """Whether this 精検 method counts as 精検 after the given primary exam."""
+        return not self.inappropriate or f"{primary_method}:{primary_result}" in (
+            self.appropriate_after
+        )
 
 
 @dataclass(frozen=True)
@@ -266,13 +272,14 @@ def check_result(
     return problems
 
 
-def needs_seiken(method: str, results: Mapping[str, str]) -> bool:
+def needs_seiken(method: str, results: Mapping[str, str], *, follow_up: bool = False) -> bool:
     """Whether a (checked) result makes the exam 要精検 as the 事業報告 counts it.
 
     "any": one item's value is enough — 便潜血 positive on either day, any non-NILM cytology
     or an inadequate specimen, マンモグラフィ 3 and over; 胸部X線 D is not (it is notified as
     要精検（がん以外）) while 喀痰 D is. "triage" (HPV検査単独法, domain.md §2.3): a positive
-    HPV test is not itself 要精検; its triage cytology decides.
+    HPV test is not itself 要精検; its triage cytology decides — except at the 追跡検査
+    (``follow_up``), where a positive HPV test is 要精検 by itself.
     """
     spec = results_of(method)
     if spec is None:
@@ -284,5 +291,6 @@ def needs_seiken(method: str, results: Mapping[str, str]) -> bool:
 
     if spec.rule == "triage":
         gate, rest = spec.items[0], spec.items[1:]
-        return results.get(gate.code) == "positive" and any(seiken(i) for i in rest)
+        positive = results.get(gate.code) == "positive"
+        return positive and (follow_up or any(seiken(i) for i in rest))
     return any(seiken(i) for i in spec.items)

@@ -9,8 +9,10 @@ A case's status is never typed: each change re-derives it with ``rules.seiken_st
 are edited under an optimistic lock (``expected_version``): a change made on a version that
 someone else has since updated is refused with a message, and nothing is overwritten.
 
-Audit events carry codes and ids only (fiscal year, method, exam and case ids, the status) —
-never results, notes or what the person said.
+Audit events carry codes and ids only (fiscal year, method, exam id, the changed field names,
+the case's version) — never results, statuses, notes or what the person said; events about a
+case name the case, not the resident (an event "精検 case opened for 宛名番号 N" would itself be
+a health fact in the log).
 """
 
 from __future__ import annotations
@@ -150,9 +152,20 @@ def record_exam(
         audit.record(
             audit.Event.CREATE, actor, data.atena_no, purpose, function=ENTER_RESULT,
             fiscal_year=fy, method=data.method, exam_id=exam.pk,
-            case_id=case.pk if case else None,
         )  # fmt: skip
+        if case is not None:  # under the case's own subject (see _case_subject)
+            audit.record(
+                audit.Event.CREATE, actor, _case_subject(case), purpose, function=FOLLOW_UP,
+                exam_id=exam.pk, version=case.version,
+            )  # fmt: skip
     return exam, case
+
+
+def _case_subject(case: FollowUpCase) -> audit.Subject:
+    """A case's events name the case, not the resident: an event on the resident saying a
+    精検 case was opened or updated would itself tell the log's reader a health fact (that the
+    person was 要精検). The case id leads to the person for whoever may read the case."""
+    return audit.Subject("follow_up_case", str(case.pk))
 
 
 # Fields staff may change on a case (the rest are derived or fixed).
@@ -196,7 +209,7 @@ def _derive(case: FollowUpCase) -> None:
         for r in case.reports.order_by("recorded_at", "pk")
     ]
     outcome = rules.seiken_status(
-        case.programme, case.primary_result, case.fiscal_year, reports,
+        case.programme, case.exam.method, case.primary_result, case.fiscal_year, reports,
         known_not_attended=case.known_not_attended,
     )  # fmt: skip
     if outcome.status != case.status:
@@ -224,8 +237,8 @@ def update_case(
         case.updated_by, case.updated_at = _actor_name(actor), clock.now()
         case.save()
         audit.record(
-            audit.Event.UPDATE, actor, case.atena_no, purpose, function=FOLLOW_UP,
-            case_id=case.pk, fields=sorted(changes), status=case.status, version=case.version,
+            audit.Event.UPDATE, actor, _case_subject(case), purpose, function=FOLLOW_UP,
+            fields=sorted(changes), version=case.version,
         )  # fmt: skip
     return case
 
@@ -268,8 +281,7 @@ def add_seiken_report(
         case.updated_by, case.updated_at = _actor_name(actor), clock.now()
         case.save()
         audit.record(
-            audit.Event.UPDATE, actor, case.atena_no, purpose, function=FOLLOW_UP,
-            case_id=case.pk, report="institution" if from_institution else "self",
-            status=case.status, version=case.version,
+            audit.Event.UPDATE, actor, _case_subject(case), purpose, function=FOLLOW_UP,
+            action="add_report", version=case.version,
         )  # fmt: skip
     return case

@@ -149,6 +149,7 @@ class SeikenOutcome:
 
 def seiken_status(
     programme: str,
+    primary_method: str,
     primary_result: str,
     primary_fy: int,
     reports: Iterable[SeikenReport],
@@ -159,10 +160,15 @@ def seiken_status(
 
     作成要領 (domain.md §3.3): 精検受診 only with the 精検機関's report, or a self-report of all
     four of 精検日・受診機関・精検法・精検結果; 精検未受診 when known not to have gone, or when the
-    "精検" was a test that does not count (repeat 便潜血, repeat 喀痰, cytology-only repeat
-    except after ASC-US); otherwise 精検未把握 (an incomplete self-report included). A 精検
-    done in the next fiscal year counts for the screening's year; one reported later than
-    that does not. ``primary_result`` is the primary exam's decisive value (e.g. "ASC-US").
+    "精検" was a test that does not count (repeat 便潜血, repeat 喀痰, cytology-only repeat or an
+    HPV test alone — both accepted after a cytology ASC-US only); otherwise 精検未把握 (an
+    incomplete self-report included). A 精検 done in the next fiscal year counts for the
+    screening's year; one reported later than that does not. ``primary_method`` and
+    ``primary_result`` are the primary exam's method and decisive value (e.g. cytology, ASC-US).
+
+    Which report gives the result counted: the 精検機関's reports outrank self-reports; among
+    them a がん result is kept (a later report after treatment does not undo it), otherwise
+    the latest report's result.
     """
     spec = seiken_of(programme)
     if spec is None:
@@ -173,11 +179,7 @@ def seiken_status(
         if report.exam_date is not None and report.exam_date > last_day:
             continue
         method = spec.method(report.method)
-        if (
-            method is not None
-            and method.inappropriate
-            and (primary_result not in method.appropriate_after)
-        ):
+        if method is not None and not method.counts_after(primary_method, primary_result):
             inappropriate.append(report)
             continue
         complete = bool(
@@ -186,7 +188,9 @@ def seiken_status(
         if report.from_institution or complete:
             attended.append(report)
     if attended:
-        decided = max(attended, key=lambda r: (r.exam_date or date.min, r.from_institution))
+        pool = [r for r in attended if r.from_institution] or attended
+        cancer = [r for r in pool if r.result == "cancer"]
+        decided = max(cancer or pool, key=lambda r: r.exam_date or date.min)
         # A 精検 still in progress at the cut-off counts as attended, がん疑い又は未確定.
         result = decided.result if decided.result in spec.results else "suspected"
         return SeikenOutcome(SeikenStatus.ATTENDED, result, decided)

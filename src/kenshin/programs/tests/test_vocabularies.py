@@ -191,7 +191,13 @@ def test_the_five_cancer_programmes_have_their_seiken_methods_and_results():
     assert "adenoma" in v.seiken_of("colorectal").results
     assert "adenoma" not in v.seiken_of("gastric").results
     assert v.seiken_of("colorectal").method("fobt_repeat").inappropriate
-    assert v.seiken_of("cervical").method("cytology_only").appropriate_after == ("ASC-US",)
+    cytology_only = v.seiken_of("cervical").method("cytology_only")
+    assert cytology_only.counts_after("cytology", "ASC-US")
+    assert not cytology_only.counts_after("hpv_primary", "ASC-US")
+    assert not cytology_only.counts_after("cytology", "LSIL")
+    # The 追跡検査: a positive HPV test alone is 要精検.
+    assert v.needs_seiken("hpv_primary", {"hpv": "positive"}, follow_up=True)
+    assert not v.needs_seiken("hpv_primary", {"hpv": "positive"})
     assert v.shipped().seiken_results["suspected"] == "がんの疑いのある者又は未確定"
 
 

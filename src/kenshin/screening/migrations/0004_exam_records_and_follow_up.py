@@ -5,31 +5,97 @@ import kenshin.core.fields
 from django.db import migrations, models
 
 
+# The seven NOT NULL columns with database defaults are added with one ALTER TABLE … ADD
+# COLUMN each: Django's SQLite backend would rebuild the whole exam table once per column
+# (seven full copies of a city's exam history); PostgreSQL adds them without a rewrite.
+_COLUMNS = {
+    "complication": ("varchar(200)", "''"),
+    "coupon_no": ("varchar(16)", "''"),
+    "hpv_follow_up": ("bool", "false"),
+    "needs_seiken": ("bool", "false"),
+    "place": ("varchar(100)", "''"),
+    "recorded_by": ("varchar(150)", "''"),
+    "voucher_no": ("varchar(20)", "''"),
+}
+
+
+def add_columns(apps, schema_editor):
+    sqlite = schema_editor.connection.vendor == "sqlite"
+    for name, (kind, default) in _COLUMNS.items():
+        if sqlite and default in ("false", "true"):
+            default = "0" if default == "false" else "1"
+        if not sqlite and kind == "bool":
+            kind = "boolean"
+        schema_editor.execute(
+            f'ALTER TABLE "screening_exam" ADD COLUMN "{name}" {kind} DEFAULT {default} NOT NULL'
+        )
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("screening", "0003_roster_keyed_by_person"),
     ]
 
     operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AddField(
+                    model_name="exam",
+                    name="complication",
+                    field=models.CharField(
+                        blank=True, db_default="", max_length=200, verbose_name="偶発症（一次検診）"
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="exam",
+                    name="coupon_no",
+                    field=models.CharField(
+                        blank=True, db_default="", max_length=16, verbose_name="クーポン番号"
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="exam",
+                    name="hpv_follow_up",
+                    field=models.BooleanField(
+                        db_default=False, default=False, verbose_name="HPV 追跡検査"
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="exam",
+                    name="needs_seiken",
+                    field=models.BooleanField(
+                        db_default=False, default=False, verbose_name="要精検"
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="exam",
+                    name="place",
+                    field=models.CharField(
+                        blank=True, db_default="", max_length=100, verbose_name="検診場所"
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="exam",
+                    name="recorded_by",
+                    field=models.CharField(
+                        blank=True, db_default="", max_length=150, verbose_name="登録者"
+                    ),
+                ),
+                migrations.AddField(
+                    model_name="exam",
+                    name="voucher_no",
+                    field=models.CharField(
+                        blank=True, db_default="", max_length=20, verbose_name="受診券番号"
+                    ),
+                ),
+            ],
+            database_operations=[migrations.RunPython(add_columns, elidable=False)],
+        ),
         migrations.AddField(
             model_name="exam",
             name="age_at_exam",
             field=models.PositiveSmallIntegerField(
                 blank=True, null=True, verbose_name="受診時年齢"
-            ),
-        ),
-        migrations.AddField(
-            model_name="exam",
-            name="complication",
-            field=models.CharField(
-                blank=True, db_default="", max_length=200, verbose_name="偶発症（一次検診）"
-            ),
-        ),
-        migrations.AddField(
-            model_name="exam",
-            name="coupon_no",
-            field=models.CharField(
-                blank=True, db_default="", max_length=16, verbose_name="クーポン番号"
             ),
         ),
         migrations.AddField(
@@ -46,44 +112,13 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="exam",
-            name="hpv_follow_up",
-            field=models.BooleanField(db_default=False, default=False, verbose_name="HPV 追跡検査"),
-        ),
-        migrations.AddField(
-            model_name="exam",
-            name="needs_seiken",
-            field=models.BooleanField(db_default=False, default=False, verbose_name="要精検"),
-        ),
-        migrations.AddField(
-            model_name="exam",
-            name="place",
-            field=models.CharField(
-                blank=True, db_default="", max_length=100, verbose_name="検診場所"
-            ),
-        ),
-        migrations.AddField(
-            model_name="exam",
             name="recorded_at",
             field=models.DateTimeField(blank=True, null=True, verbose_name="登録日時"),
         ),
         migrations.AddField(
             model_name="exam",
-            name="recorded_by",
-            field=models.CharField(
-                blank=True, db_default="", max_length=150, verbose_name="登録者"
-            ),
-        ),
-        migrations.AddField(
-            model_name="exam",
             name="results",
             field=models.JSONField(blank=True, null=True, verbose_name="結果"),
-        ),
-        migrations.AddField(
-            model_name="exam",
-            name="voucher_no",
-            field=models.CharField(
-                blank=True, db_default="", max_length=20, verbose_name="受診券番号"
-            ),
         ),
         migrations.CreateModel(
             name="FollowUpCase",

@@ -45,14 +45,26 @@ def test_a_positive_exam_is_stored_with_its_derived_facts_and_opens_a_case(town)
     assert exam.first_time is True  # nothing in FY2022–FY2024
     assert case.status == "unknown" and case.primary_result == "positive"
     assert case.version == 1 and case.exam_id == exam.pk
-    event = AuditEvent.objects.order_by("-seq").first()
-    detail = json.loads(event.detail)
-    assert (event.function, event.subject_ref, event.purpose) == (
+    entered, opened = AuditEvent.objects.order_by("-seq")[1], AuditEvent.objects.order_by("-seq")[0]
+    assert (entered.function, entered.subject_ref, entered.purpose) == (
         "screening.enter_result", TARO.atena_no, "result_entry",
     )  # fmt: skip
-    # Codes and ids only: no result value travels into the audit log.
-    assert detail == {"fiscal_year": 2025, "method": "fecal_occult_blood", "exam_id": exam.pk,
-                      "case_id": case.pk}  # fmt: skip
+    # Codes and ids only: no result value, and nothing that tells whether it was 要精検 —
+    # a negative exam's event reads the same.
+    assert json.loads(entered.detail) == {
+        "fiscal_year": 2025, "method": "fecal_occult_blood", "exam_id": exam.pk,
+    }  # fmt: skip
+    # The case's own event names the case, not the resident.
+    assert (opened.function, opened.subject_kind, opened.subject_ref) == (
+        "screening.follow_up", "follow_up_case", str(case.pk),
+    )  # fmt: skip
+    case = ea.update_case(STAFF, case.pk, 1, {"referral_to": "市民病院"})
+    case = ea.add_seiken_report(STAFF, case.pk, 2, from_institution=True,
+                                exam_date=date(2025, 6, 20), result="cancer")  # fmt: skip
+    for event in AuditEvent.objects.filter(function="screening.follow_up"):
+        assert event.subject_kind == "follow_up_case"
+        assert not {"status", "result", "report"} & set(json.loads(event.detail))
+        assert TARO.atena_no not in event.detail
 
 
 def test_a_negative_exam_opens_no_case_and_an_exam_within_three_years_is_not_first(town):

@@ -116,14 +116,14 @@ def _report(from_institution=False, **changes):
 def test_attended_by_the_institutions_report_even_when_it_is_terse():
     # The 精検機関's 連絡票 is enough; a report without a result yet is "still in progress":
     # attended, counted as がん疑い又は未確定.
-    outcome = seiken_status("colorectal", "positive", 2025, [
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025, [
         _report(True, institution="", method="", result=""),
     ])  # fmt: skip
     assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "suspected")
 
 
 def test_attended_by_a_complete_self_report_of_all_four_items():
-    outcome = seiken_status("colorectal", "positive", 2025, [_report()])
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025, [_report()])
     assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "adenoma")
 
 
@@ -132,35 +132,57 @@ def test_attended_by_a_complete_self_report_of_all_four_items():
     [dict(exam_date=None), dict(institution=""), dict(method=""), dict(result="")],
 )
 def test_an_incomplete_self_report_leaves_the_case_unknown(missing):
-    outcome = seiken_status("colorectal", "positive", 2025, [_report(**missing)])
+    outcome = seiken_status(
+        "colorectal", "fecal_occult_blood", "positive", 2025, [_report(**missing)]
+    )
     assert (outcome.status, outcome.result) == (SeikenStatus.UNKNOWN, "")
 
 
 @pytest.mark.parametrize(
-    ("programme", "primary", "method"),
+    ("programme", "primary_method", "primary", "method"),
     [
-        ("colorectal", "positive", "fobt_repeat"),  # 便潜血の再検
-        ("lung", "D", "sputum_repeat"),  # 喀痰 要精検 → 喀痰の再検
-        ("cervical", "LSIL", "cytology_only"),  # 細胞診のみの再検
+        ("colorectal", "fecal_occult_blood", "positive", "fobt_repeat"),  # 便潜血の再検
+        ("lung", "sputum_cytology", "D", "sputum_repeat"),  # 喀痰 要精検 → 喀痰の再検
+        ("cervical", "cytology", "LSIL", "cytology_only"),  # 細胞診のみの再検
+        ("cervical", "cytology", "HSIL", "hpv_test"),  # an HPV test alone after HSIL
+        # HPV検査単独法 with triage ASC-US calls for colposcopy: neither repeat counts.
+        ("cervical", "hpv_primary", "ASC-US", "cytology_only"),
+        ("cervical", "hpv_primary", "ASC-US", "hpv_test"),
     ],
 )
-def test_an_inappropriate_test_counts_as_not_attended(programme, primary, method):
+def test_an_inappropriate_test_counts_as_not_attended(programme, primary_method, primary, method):
     result = "no_abnormality"
-    outcome = seiken_status(programme, primary, 2025, [
+    outcome = seiken_status(programme, primary_method, primary, 2025, [
         _report(True, method=method, result=result),
     ])  # fmt: skip
     assert (outcome.status, outcome.result) == (SeikenStatus.NOT_ATTENDED, "")
 
 
-def test_a_repeat_cytology_after_asc_us_is_a_proper_seiken():
-    outcome = seiken_status("cervical", "ASC-US", 2025, [
-        _report(True, method="cytology_only", result="no_abnormality"),
+@pytest.mark.parametrize("method", ["cytology_only", "hpv_test"])
+def test_a_repeat_cytology_or_hpv_test_after_cytology_asc_us_is_a_proper_seiken(method):
+    outcome = seiken_status("cervical", "cytology", "ASC-US", 2025, [
+        _report(True, method=method, result="no_abnormality"),
     ])  # fmt: skip
     assert outcome.status is SeikenStatus.ATTENDED
 
 
+def test_the_institutions_report_outranks_a_later_self_report_and_cancer_is_kept():
+    hospital = _report(True, exam_date=date(2025, 7, 1), result="cancer")
+    self_report = _report(False, exam_date=date(2025, 8, 1), result="no_abnormality")
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025,
+                            [hospital, self_report])  # fmt: skip
+    assert (outcome.result, outcome.report) == ("cancer", hospital)
+    after_treatment = _report(True, exam_date=date(2025, 12, 1), result="no_abnormality")
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025,
+                            [hospital, after_treatment])  # fmt: skip
+    assert outcome.result == "cancer"
+    # With no institution report, the complete self-report decides.
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025, [self_report])
+    assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "no_abnormality")
+
+
 def test_a_proper_seiken_after_an_inappropriate_one_counts_as_attended():
-    outcome = seiken_status("colorectal", "positive", 2025, [
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025, [
         _report(True, method="fobt_repeat", result="no_abnormality"),
         _report(True, exam_date=date(2025, 11, 5), result="cancer"),
     ])  # fmt: skip
@@ -168,10 +190,10 @@ def test_a_proper_seiken_after_an_inappropriate_one_counts_as_attended():
 
 
 def test_known_absence_is_not_attended_and_no_news_is_unknown():
-    assert seiken_status("gastric", "3a", 2025, [], known_not_attended=True).status is (
-        SeikenStatus.NOT_ATTENDED
-    )
-    assert seiken_status("gastric", "3a", 2025, []).status is SeikenStatus.UNKNOWN
+    assert seiken_status(
+        "gastric", "gastric_xray", "3a", 2025, [], known_not_attended=True
+    ).status is (SeikenStatus.NOT_ATTENDED)
+    assert seiken_status("gastric", "gastric_xray", "3a", 2025, []).status is SeikenStatus.UNKNOWN
 
 
 @pytest.mark.parametrize(
@@ -183,12 +205,14 @@ def test_known_absence_is_not_attended_and_no_news_is_unknown():
     ],
 )
 def test_a_seiken_in_the_next_fiscal_year_counts_for_the_screening_year(day, status):
-    outcome = seiken_status("colorectal", "positive", 2025, [_report(True, exam_date=day)])
+    outcome = seiken_status(
+        "colorectal", "fecal_occult_blood", "positive", 2025, [_report(True, exam_date=day)]
+    )
     assert outcome.status is status
 
 
 def test_the_latest_report_decides_the_result():
-    outcome = seiken_status("breast", "3", 2025, [
+    outcome = seiken_status("breast", "mammography", "3", 2025, [
         _report(True, exam_date=date(2025, 8, 1), method="imaging", result="suspected"),
         _report(True, exam_date=date(2025, 9, 1), method="biopsy", result="cancer"),
     ])  # fmt: skip
@@ -197,4 +221,4 @@ def test_the_latest_report_decides_the_result():
 
 def test_a_programme_without_seiken_tracking_is_refused():
     with pytest.raises(KeyError):
-        seiken_status("periodontal", "seiken", 2025, [])
+        seiken_status("periodontal", "periodontal_exam", "seiken", 2025, [])
