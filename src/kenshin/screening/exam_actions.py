@@ -94,6 +94,8 @@ def record_exam(
         raise ExamRecordError("検診方式は 個別 か 集団 です")
     if data.setting not in method.settings:
         raise ExamRecordError(f"{method.name}は{Setting(data.setting).label}で実施していません")
+    if data.hpv_follow_up and data.method != rules.HPV_METHOD:
+        raise ExamRecordError("追跡検査は HPV検査単独法の検査だけです")
     problems = programs.check_result(data.method, data.results, follow_up=data.hpv_follow_up)
     if problems:
         raise ExamRecordError("。".join(p.message for p in problems))
@@ -175,6 +177,36 @@ CASE_FIELDS = frozenset({
 })  # fmt: skip
 
 
+_DATE_FIELDS = ("form_issued_on", "form_returned_on", "survey_sent_on", "survey_answered_on")
+_LABELS = {
+    "referral_to": "紹介先",
+    "form_issued_on": "連絡票の発行日",
+    "form_returned_on": "連絡票の返却日",
+    "known_not_attended": "受診していないことの確認",
+    "survey_sent_on": "状況調査の送付日",
+    "survey_answered_on": "状況調査の回答日",
+    "survey_answer": "状況調査の回答",
+    "tracing_result": "追跡調査結果",
+}
+
+
+def _check_case_value(name: str, value: Any) -> None:
+    """A case field's value is of its kind and fits (a message naming the field, else)."""
+    label = _LABELS[name]
+    if name in _DATE_FIELDS:
+        if value is not None and not isinstance(value, date):
+            raise ExamRecordError(f"{label}は日付で入力してください")
+        if value is not None and value > clock.today():
+            raise ExamRecordError(f"{label}が未来の日付です")
+    elif name == "known_not_attended":
+        if not isinstance(value, bool):
+            raise ExamRecordError(f"{label}は はい・いいえ で入力してください")
+    else:
+        limit = FollowUpCase._meta.get_field(name).max_length
+        if not isinstance(value, str) or len(value) > limit:
+            raise ExamRecordError(f"{label}は {limit} 文字以内の文字で入力してください")
+
+
 def _lock(case_id: int, expected_version: int) -> FollowUpCase:
     """Take the case at ``expected_version`` (moving it to the next), or refuse.
 
@@ -229,6 +261,8 @@ def update_case(
     unknown = set(changes) - CASE_FIELDS
     if unknown:
         raise ExamRecordError(f"変更できない項目です: {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        _check_case_value(name, value)
     with transaction.atomic():
         case = _lock(case_id, expected_version)
         for name, value in changes.items():

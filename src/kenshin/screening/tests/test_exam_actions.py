@@ -141,9 +141,10 @@ def test_an_incomplete_self_report_stays_unknown_and_a_known_absence_is_not_atte
         institution="市民病院", method="total_colonoscopy", result="",
     )  # fmt: skip
     assert case.status == "unknown"
-    case = ea.update_case(
-        STAFF, case.pk, 2, {"survey_sent_on": date(2025, 9, 1), "known_not_attended": True}
-    )
+    with clock.frozen(date(2025, 9, 1)):
+        case = ea.update_case(
+            STAFF, case.pk, 2, {"survey_sent_on": date(2025, 9, 1), "known_not_attended": True}
+        )
     assert case.status == "not_attended" and case.survey_sent_on == date(2025, 9, 1)
 
 
@@ -179,3 +180,19 @@ def test_a_case_refuses_fields_it_derives_and_values_outside_its_vocabulary(town
                              exam_date=date(2025, 5, 1))  # fmt: skip
     case.refresh_from_db()
     assert (case.status, case.version) == ("unknown", 1)  # the refused changes left no trace
+
+
+def test_case_values_of_the_wrong_kind_and_a_follow_up_flag_on_another_method_are_refused(town):
+    _, case = ea.record_exam(STAFF, fobt())
+    for changes, message in (
+        ({"form_issued_on": "2025-06-01"}, "連絡票の発行日は日付で入力してください"),
+        ({"survey_sent_on": date(2099, 1, 1)}, "状況調査の送付日が未来の日付です"),
+        ({"known_not_attended": "yes"}, "受診していないことの確認は はい・いいえ"),
+        ({"referral_to": "x" * 201}, "紹介先は 200 文字以内"),
+    ):
+        with pytest.raises(ea.ExamRecordError, match=message):
+            ea.update_case(STAFF, case.pk, 1, changes)
+    case.refresh_from_db()
+    assert case.version == 1
+    with pytest.raises(ea.ExamRecordError, match="追跡検査は HPV検査単独法の検査だけです"):
+        ea.record_exam(STAFF, fobt(hpv_follow_up=True))

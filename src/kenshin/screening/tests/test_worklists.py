@@ -52,13 +52,15 @@ def test_seiken_not_reported_after_the_programmes_period(town):
 
 def test_form_not_returned_and_survey_due(town):
     _, case = record(TARO.atena_no, "fecal_occult_blood", date(2025, 5, 1), FOBT_POS)
-    case = ea.update_case(STAFF, case.pk, 1, {"form_issued_on": date(2025, 5, 2)})
+    with clock.frozen(date(2025, 5, 2)):
+        case = ea.update_case(STAFF, case.pk, 1, {"form_issued_on": date(2025, 5, 2)})
     assert codes(date(2025, 5, 31), "form_not_returned") == set()
     assert codes(date(2025, 6, 1), "form_not_returned") == {case.pk}
     assert codes(date(2025, 10, 27), "survey_due") == set()  # 179 days
     assert codes(date(2025, 10, 28), "survey_due") == {case.pk}  # 180 days
-    ea.update_case(STAFF, case.pk, 2, {"form_returned_on": date(2025, 6, 5),
-                                        "survey_sent_on": date(2025, 10, 28)})  # fmt: skip
+    with clock.frozen(date(2025, 10, 28)):
+        ea.update_case(STAFF, case.pk, 2, {"form_returned_on": date(2025, 6, 5),
+                                            "survey_sent_on": date(2025, 10, 28)})  # fmt: skip
     assert codes(date(2025, 11, 1), "form_not_returned") == set()
     assert codes(date(2025, 11, 1), "survey_due") == set()
 
