@@ -19,7 +19,7 @@ The decision for one method, in order (the first rule that applies decides):
      in the previous FY → ``screened_last_year``; else in the city's cohort (even/odd age) →
      ``cohort``; else ``catch_up``;
    * five-yearly with 節目 (HPV検査単独法): 追跡検査 due by the end of this FY and not yet
-     done (no HPV test since the FY it fell due) → ``follow_up``; a 節目
+     done (no HPV test after the one that set it) → ``follow_up``; a 節目
      age → ``milestone``; an HPV test within the last five FYs → ``within_interval``; moved in
      since the start of the previous FY → ``move_in``; HPV tested five or more FYs ago →
      ``interval_due``; not screened for the programme in the previous FY → ``first_hpv``
@@ -110,6 +110,15 @@ class History:
     programme_years: dict[str, frozenset[int]] = field(default_factory=dict)  # programme → FYs
     method_years: dict[str, frozenset[int]] = field(default_factory=dict)  # method → FYs
     follow_up_due: dict[str, date] = field(default_factory=dict)  # method → 追跡検査 due date
+    # method → the date of the test that set that due date, and of the method's latest test:
+    # a test after the one that set the due date is the 追跡検査 (whenever it was done).
+    follow_up_from: dict[str, date] = field(default_factory=dict)
+    last_test: dict[str, date] = field(default_factory=dict)
+
+    def follow_up_done(self, method: str) -> bool:
+        """True once a test of the method followed the one that set its 追跡検査."""
+        since, last = self.follow_up_from.get(method), self.last_test.get(method)
+        return since is not None and last is not None and last > since
 
     def screened(self, programme: str, fiscal_year: int) -> bool:
         return fiscal_year in self.programme_years.get(programme, frozenset())
@@ -208,9 +217,10 @@ def _interval(
     last_day = fiscal_year_bounds(fy)[1]
     due = history.follow_up_due.get(method.code)
     last = history.last_method_year(method.code, fy)
-    # Due by the end of this FY and no HPV test since the FY it fell due: a 追跡検査 missed in
-    # its year stays due (it must not turn into "within the interval" and lapse).
-    if due is not None and due <= last_day and (last is None or last < fiscal_year_of(due)):
+    # Due by the end of this FY and no HPV test since the one that set it: a 追跡検査 missed in
+    # its year stays due (it must not turn into "within the interval" and lapse), and one done
+    # early — before the FY it fell due in — is done.
+    if due is not None and due <= last_day and not history.follow_up_done(method.code):
         return _yes(method, "follow_up", age)
     if age in method.milestones:
         return _yes(method, "milestone", age)

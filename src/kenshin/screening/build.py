@@ -151,7 +151,7 @@ def reason_sql(catalogue: Catalogue, method: Method, base: date) -> str:
         # A 追跡検査 due by the end of this FY with no HPV test since the FY it fell due in
         # (overdue ones stay due: rules.decide).
         steps += [
-            f"WHEN p.m{m}_due <= {_date(last)} AND p.m{m}_last < {_fy_of_sql(f'p.m{m}_due')} "
+            f"WHEN p.m{m}_due <= {_date(last)} AND NOT (p.m{m}_tested > p.m{m}_from) "
             "THEN 'follow_up'",
             f"WHEN p.age IN ({_ints(method.milestones)}) THEN 'milestone'",
             f"WHEN p.m{m}_last IS NOT NULL AND {fy} - p.m{m}_last < 5 THEN 'within_interval'",
@@ -353,8 +353,14 @@ def _make_hist(
     for code, i in fives.items():
         cols.append(f"MAX(CASE WHEN {before} AND method = %s THEN fiscal_year END) AS m{i}_last")
         cols.append(f"MAX(CASE WHEN {before} AND method = %s THEN follow_up_due END) AS m{i}_due")
-        names += [f"m{i}_last", f"m{i}_due"]
-        params += [fy, code, fy, code]
+        cols.append(f"MAX(CASE WHEN {before} AND method = %s THEN exam_date END) AS m{i}_tested")
+        # The test that set the latest due date (rn_due numbers them by due, then date).
+        cols.append(
+            f"MAX(CASE WHEN {before} AND method = %s AND follow_up_due IS NOT NULL "
+            f"AND rn_due = 1 THEN exam_date END) AS m{i}_from"
+        )
+        names += [f"m{i}_last", f"m{i}_due", f"m{i}_tested", f"m{i}_from"]
+        params += [fy, code] * 4
     # The latest 喫煙指数: numbered among each person's exams that asked it by the base date.
     asked = "smoking_index IS NOT NULL AND exam_date <= %s"
     cols.append("MAX(CASE WHEN asked = 1 AND rn = 1 THEN smoking_index END)")
@@ -364,7 +370,10 @@ def _make_hist(
         f"SELECT atena_no, {', '.join(cols)} FROM ("  # noqa: S608  # nosec B608
         f"SELECT e.*, CASE WHEN {asked} THEN 1 ELSE 0 END AS asked, ROW_NUMBER() OVER ("
         f"PARTITION BY atena_no, CASE WHEN {asked} THEN 1 ELSE 0 END "
-        "ORDER BY exam_date DESC, id DESC) AS rn "
+        "ORDER BY exam_date DESC, id DESC) AS rn, ROW_NUMBER() OVER ("
+        f"PARTITION BY atena_no, method, CASE WHEN fiscal_year < {int(fy)} "
+        "AND follow_up_due IS NOT NULL THEN 1 ELSE 0 END "
+        "ORDER BY follow_up_due DESC, exam_date DESC) AS rn_due "
         f"FROM {EXAM} e{_whole_table()} WHERE municipality_code = %s "
         f"AND ({before} OR {asked})) t GROUP BY atena_no",
         [*params, base, base, settings.MUNICIPALITY_CODE, fy, base],

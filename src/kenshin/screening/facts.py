@@ -23,6 +23,8 @@ def history_of(atena_no: str, fiscal_year: int, base_date: date) -> tuple[Histor
     programme_years: dict[str, set[int]] = defaultdict(set)
     method_years: dict[str, set[int]] = defaultdict(set)
     follow_up_due: dict[str, date] = {}
+    follow_up_from: dict[str, date] = {}
+    last_test: dict[str, date] = {}
     smoking: tuple[date, int, int] | None = None
     rows = Exam.objects.filter(
         municipality_code=settings.MUNICIPALITY_CODE, atena_no=atena_no
@@ -41,12 +43,20 @@ def history_of(atena_no: str, fiscal_year: int, base_date: date) -> tuple[Histor
         if method not in not_counting:
             programme_years[programme].add(fy)
         method_years[method].add(fy)
-        if due is not None and (method not in follow_up_due or due > follow_up_due[method]):
-            follow_up_due[method] = due
+        if method not in last_test or exam_date > last_test[method]:
+            last_test[method] = exam_date
+        # The latest due date, and the test that set it (the later test on a tie).
+        if due is not None and (
+            method not in follow_up_due
+            or (due, exam_date) > (follow_up_due[method], follow_up_from[method])
+        ):
+            follow_up_due[method], follow_up_from[method] = due, exam_date
     history = History(
         programme_years={k: frozenset(v) for k, v in programme_years.items()},
         method_years={k: frozenset(v) for k, v in method_years.items()},
         follow_up_due=follow_up_due,
+        follow_up_from=follow_up_from,
+        last_test=last_test,
     )
     return history, (smoking[2] if smoking else None)
 

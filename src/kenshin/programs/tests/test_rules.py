@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kenshin.core.fiscal import age_on, fy_end_age
+from kenshin.core.fiscal import age_on, fiscal_year_of, fy_end_age
 from kenshin.programs import rules
 from kenshin.programs.catalogue import Catalogue, load_file, parse, shipped_files
 from kenshin.programs.rules import (
@@ -84,10 +84,22 @@ def history(
     for code, years in (methods or {}).items():
         if cat.method(code).counts_for_programme:
             programme_years.setdefault(cat.method(code).programme, set()).update(years)
+    # The test that set a due date was a year before it (screening.rules.hpv_step); the
+    # method's latest test is that one when it was in the method's last FY, else later.
+    follow_up_from = {m: d.replace(year=d.year - 1) for m, d in (follow_up or {}).items()}
+    last_test = {}
+    for code, years in (methods or {}).items():
+        since = follow_up_from.get(code)
+        if since is not None and max(years) == fiscal_year_of(since):
+            last_test[code] = since
+        else:
+            last_test[code] = date(max(years), 9, 1)
     return History(
         programme_years={k: frozenset(v) for k, v in programme_years.items()},
         method_years={k: frozenset(v) for k, v in (methods or {}).items()},
         follow_up_due=dict(follow_up or {}),
+        follow_up_from=follow_up_from,
+        last_test=last_test,
     )
 
 
@@ -239,6 +251,26 @@ def test_hpv_follow_up_due_first_and_last_day_of_fy(due, expected):
 def test_hpv_follow_up_missed_in_its_year_stays_due(hpv_years, expected):
     past = history(methods={"hpv_primary": hpv_years}, follow_up={"hpv_primary": date(2026, 6, 1)})
     assert reason(2027, "hpv_primary", person(born_for(33, 2027)), past) == expected
+
+
+def test_hpv_follow_up_done_early_before_its_fiscal_year_is_done():
+    # Triage negative on 2024-04-10 sets the 追跡検査 for 2025-04-10 (FY2025); she had it on
+    # 2025-03-25, two weeks early, still in FY2024. FY2025 must not invite her again.
+    past = History(
+        programme_years={"cervical": frozenset({2024})},
+        method_years={"hpv_primary": frozenset({2024})},
+        follow_up_due={"hpv_primary": date(2025, 4, 10)},
+        follow_up_from={"hpv_primary": date(2024, 4, 10)},
+        last_test={"hpv_primary": date(2025, 3, 25)},
+    )
+    assert reason(2025, "hpv_primary", person(born_for(33, 2025)), past) == "within_interval"
+    # Without the early test, the same history is due.
+    not_done = History(
+        programme_years=past.programme_years, method_years=past.method_years,
+        follow_up_due=past.follow_up_due, follow_up_from=past.follow_up_from,
+        last_test={"hpv_primary": date(2024, 4, 10)},
+    )  # fmt: skip
+    assert reason(2025, "hpv_primary", person(born_for(33, 2025)), not_done) == "follow_up"
 
 
 @pytest.mark.parametrize(
