@@ -15,6 +15,19 @@ from contextlib import contextmanager
 from django.db import connections, models
 
 
+def whole_table_scan() -> str:
+    """The hint to put after a table name when a query reads all of a big table (bulk reads).
+
+    Why: such queries still filter on 団体コード, which leads several indexes, and SQLite then
+    walks one of them and fetches every row from the table by id — 4–6× slower than a plain
+    scan (1.0 s against 0.2 s for a million register records). PostgreSQL plans a plain scan
+    by itself, so the hint is SQLite's ``NOT INDEXED`` or nothing.
+    """
+    from django.db import connection
+
+    return " NOT INDEXED" if connection.vendor == "sqlite" else ""
+
+
 def column_names(model: type[models.Model], fields: Sequence[str]) -> list[str]:
     """Database column names for model field names (a ForeignKey `feed` → `feed_id`)."""
     return [model._meta.get_field(f).column for f in fields]

@@ -35,6 +35,7 @@ from kenshin.programs.vocabularies import (
     needs_seiken,
     results_of,
     seiken_of,
+    seiken_specs,
 )
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "needs_seiken",
     "results_of",
     "seiken_of",
+    "seiken_specs",
     "stored_version",
 ]
 

@@ -234,6 +234,11 @@ def results_of(method: str) -> MethodResults | None:
     return shipped().methods.get(method)
 
 
+def seiken_specs() -> tuple[SeikenSpec, ...]:
+    """Every programme whose 精密検査 is tracked, with its methods and results."""
+    return tuple(shipped().seiken.values())
+
+
 def seiken_of(programme: str) -> SeikenSpec | None:
     """How the programme's 精密検査 is recorded (None: no 精検 tracked for it)."""
     return shipped().seiken.get(programme)

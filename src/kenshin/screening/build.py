@@ -33,6 +33,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from kenshin.core import audit, clock
+from kenshin.core.bulk import whole_table_scan
 from kenshin.core.fiscal import fiscal_year_bounds, fy_age_reference
 from kenshin.programs import services as programs
 from kenshin.programs.catalogue import Catalogue, Method
@@ -316,11 +317,6 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
         cursor.execute(f"DROP TABLE {name}")
 
 
-def _whole_table() -> str:
-    """SQLite: scan the table rather than walk an index and fetch each row (see residents)."""
-    return " NOT INDEXED" if connection.vendor == "sqlite" else ""
-
-
 def _make_hist(
     cursor: Any,
     catalogue: Catalogue,
@@ -374,7 +370,7 @@ def _make_hist(
         f"PARTITION BY atena_no, method, CASE WHEN fiscal_year < {int(fy)} "
         "AND follow_up_due IS NOT NULL THEN 1 ELSE 0 END "
         "ORDER BY follow_up_due DESC, exam_date DESC) AS rn_due "
-        f"FROM {EXAM} e{_whole_table()} WHERE municipality_code = %s "
+        f"FROM {EXAM} e{whole_table_scan()} WHERE municipality_code = %s "
         f"AND ({before} OR {asked})) t GROUP BY atena_no",
         [*params, base, base, settings.MUNICIPALITY_CODE, fy, base],
     )  # fmt: skip

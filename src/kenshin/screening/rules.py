@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from kenshin.programs.vocabularies import results_of, seiken_of
+from kenshin.programs.vocabularies import needs_seiken, results_of, seiken_of
 
 HPV_METHOD = "hpv_primary"
 
@@ -80,14 +80,9 @@ def hpv_step(exam: HpvExam) -> HpvStep:
         raise ValueError(f"HPV検査の結果がありません（{hpv!r}）")
     if exam.follow_up:
         return HpvStep(HpvState.CONFIRMATORY, exam.exam_date, None, seiken=True)
-    triage = [exam.results.get(item.code, "") for item in spec.items[1:]]
-    if not all(triage):
+    if not all(exam.results.get(item.code) for item in spec.items[1:]):
         return HpvStep(HpvState.TRIAGE_PENDING, exam.exam_date, None, seiken=False)
-    abnormal = any(
-        (value := item.vocabulary.value(code)) is not None and value.seiken
-        for item, code in zip(spec.items[1:], triage, strict=True)
-    )
-    if abnormal:
+    if needs_seiken(HPV_METHOD, exam.results):  # the triage decides (vocabularies' rule)
         return HpvStep(HpvState.CONFIRMATORY, exam.exam_date, None, seiken=True)
     return HpvStep(
         HpvState.FOLLOW_UP_DUE, exam.exam_date, one_year_after(exam.exam_date), seiken=False

@@ -52,12 +52,11 @@ def _exams() -> QuerySet:
 
 def seiken_not_reported(today: date) -> QuerySet:
     """要精検 with no report at all after the programme's reporting period."""
-    per_programme = []
-    for programme in ("gastric", "lung", "colorectal", "breast", "cervical"):
-        spec = programs.seiken_of(programme)
-        if spec is not None:
-            cutoff = today - timedelta(days=spec.report_within_days)
-            per_programme.append(Q(programme=programme, exam__exam_date__lte=cutoff))
+    per_programme = [
+        Q(programme=spec.programme,
+          exam__exam_date__lte=today - timedelta(days=spec.report_within_days))
+        for spec in programs.seiken_specs()
+    ]  # fmt: skip
     if not per_programme:
         return _cases().none()
     return (
