@@ -35,6 +35,7 @@ from kenshin.programs.vocabularies import (
     needs_seiken,
     results_of,
     seiken_of,
+    seiken_result_labels,
     seiken_specs,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "needs_seiken",
     "results_of",
     "seiken_of",
+    "seiken_result_labels",
     "seiken_specs",
     "stored_version",
 ]

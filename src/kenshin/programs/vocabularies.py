@@ -239,6 +239,11 @@ def seiken_specs() -> tuple[SeikenSpec, ...]:
     return tuple(shipped().seiken.values())
 
 
+def seiken_result_labels() -> dict[str, str]:
+    """精検結果 code → the 事業報告's label (がんであった者 …)."""
+    return dict(shipped().seiken_results)
+
+
 def seiken_of(programme: str) -> SeikenSpec | None:
     """How the programme's 精密検査 is recorded (None: no 精検 tracked for it)."""
     return shipped().seiken.get(programme)

@@ -78,11 +78,25 @@ def _decisive_value(method: str, results: dict[str, str]) -> str:
     return results.get(spec.items[0].code, "")
 
 
-def record_exam(
-    actor: Any, data: ExamInput, *, purpose: str = Purpose.RESULT_ENTRY
-) -> tuple[Exam, FollowUpCase | None]:
-    """Record a primary exam: checked, 要精検 decided, 初回 derived, the case opened."""
+@dataclass(frozen=True)
+class CheckedExam:
+    """An exam that passed every check, with what the checks found (for :func:`record_exam`)."""
+
+    data: ExamInput
+    fiscal_year: int
+    programme: str
+    birth_date: date
+    needs_seiken: bool
+    follow_up_due: date | None
+    opens_case: bool
+
+
+def check_exam(data: ExamInput) -> CheckedExam:
+    """Every check :func:`record_exam` makes, without writing: the double entry checks each
+    keyed form as it is saved, long before the batch is recorded."""
     fy = fiscal_year_of(data.exam_date)
+    if data.exam_date > clock.today():
+        raise ExamRecordError("受診日が未来の日付です")
     try:
         catalogue = programs.catalogue(fy)
     except programs.CatalogueMissing as exc:
@@ -107,17 +121,28 @@ def record_exam(
         seiken, follow_up_due = step.seiken, step.due
     else:
         seiken, follow_up_due = programs.needs_seiken(data.method, data.results), None
+    opens_case = seiken and programs.seiken_of(method.programme) is not None
+    return CheckedExam(data, fy, method.programme, facts.birth_date, seiken, follow_up_due,
+                       opens_case)  # fmt: skip
+
+
+def record_exam(
+    actor: Any, data: ExamInput, *, purpose: str = Purpose.RESULT_ENTRY
+) -> tuple[Exam, FollowUpCase | None]:
+    """Record a primary exam: checked, 要精検 decided, 初回 derived, the case opened."""
+    checked = check_exam(data)
+    fy, seiken, follow_up_due = checked.fiscal_year, checked.needs_seiken, checked.follow_up_due
     mc = settings.MUNICIPALITY_CODE
     with transaction.atomic():
         first_time = not Exam.objects.filter(
-            municipality_code=mc, atena_no=data.atena_no, programme=method.programme,
+            municipality_code=mc, atena_no=data.atena_no, programme=checked.programme,
             fiscal_year__gte=fy - FIRST_TIME_YEARS, fiscal_year__lt=fy,
         ).exists()  # fmt: skip
         exam = Exam.objects.create(
             municipality_code=mc,
             atena_no=data.atena_no,
             fiscal_year=fy,
-            programme=method.programme,
+            programme=checked.programme,
             method=data.method,
             exam_date=data.exam_date,
             setting=data.setting,
@@ -130,19 +155,19 @@ def record_exam(
             voucher_no=data.voucher_no,
             coupon_no=data.coupon_no,
             place=data.place,
-            age_at_exam=age_on(facts.birth_date, data.exam_date),
-            fy_end_age=fy_end_age(facts.birth_date, fy),
+            age_at_exam=age_on(checked.birth_date, data.exam_date),
+            fy_end_age=fy_end_age(checked.birth_date, fy),
             first_time=first_time,
             complication=data.complication,
             recorded_by=_actor_name(actor),
             recorded_at=clock.now(),
         )
         case = None
-        if seiken and programs.seiken_of(method.programme) is not None:
+        if checked.opens_case:
             case = FollowUpCase.objects.create(
                 municipality_code=mc,
                 atena_no=data.atena_no,
-                programme=method.programme,
+                programme=checked.programme,
                 fiscal_year=fy,
                 exam=exam,
                 primary_result=_decisive_value(data.method, data.results),

@@ -287,3 +287,100 @@ class SeikenReportRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.exam_date} {self.method}"
+
+
+class Voucher(models.Model):
+    """受診券: the number printed on a person's voucher for a fiscal year (and a programme, or
+    every programme when blank), by which a paper 受診票 or a clinic's file names the person.
+
+    Why a table: the number is the hard key of result matching (the 受診票 carries it; names
+    and birth dates are only a check), so the city must know to whom each number was issued.
+    The number ends in a check digit (Luhn), so a mistyped number is refused, not matched.
+    """
+
+    municipality_code = _code("団体コード", 6)
+    fiscal_year = models.PositiveSmallIntegerField("年度")
+    voucher_no = _code("受診券番号", 20)
+    atena_no = _code("宛名番号", 15)
+    programme = models.CharField("検診事業（空欄はすべて）", max_length=20, blank=True)
+    issued_on = models.DateField("発行日")
+    issued_by = models.CharField("発行者", max_length=150)
+
+    class Meta:
+        verbose_name = "受診券"
+        verbose_name_plural = "受診券"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["municipality_code", "voucher_no"], name="screening_voucher_once"
+            )
+        ]
+        indexes = [models.Index(fields=["municipality_code", "atena_no"], name="voucher_person")]
+
+    def __str__(self) -> str:
+        return f"{self.fiscal_year}年度 受診券 {self.voucher_no}"
+
+
+class EntryBatch(models.Model):
+    """A stack of paper 受診票 keyed together: one method, one institution, one 方式.
+
+    Single entry records each form's exam as it is saved. Double entry (二重入力) keeps what
+    two different staff keyed as two passes; nothing reaches the exam records until the passes
+    agree on every form, and then all of them are recorded in one transaction.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "入力中"
+        COMMITTED = "committed", "登録済み"
+
+    municipality_code = _code("団体コード", 6)
+    label = models.CharField("束の名前", max_length=100)
+    method = _code("検査方法", 30)
+    institution_code = models.CharField("医療機関コード", max_length=10)
+    setting = models.CharField("検診方式", max_length=10, choices=Setting.choices)
+    double_entry = models.BooleanField("二重入力", default=False)
+    status = models.CharField("状態", max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_by = models.CharField("作成者", max_length=150)
+    created_at = models.DateTimeField("作成日時")
+    committed_by = models.CharField("登録者", max_length=150, blank=True)
+    committed_at = models.DateTimeField("登録日時", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "受診票の束"
+        verbose_name_plural = "受診票の束"
+
+    def __str__(self) -> str:
+        return f"{self.label}（{self.method}）"
+
+
+class EntryItem(models.Model):
+    """One 受診票 as one member of staff keyed it (pass 1, or pass 2 of a double entry)."""
+
+    batch = models.ForeignKey(EntryBatch, on_delete=models.CASCADE, related_name="items")
+    pass_no = models.PositiveSmallIntegerField("入力回")
+    seq = models.PositiveIntegerField("通し番号")
+    atena_no = _code("宛名番号", 15)
+    exam_date = models.DateField("受診日")
+    voucher_no = models.CharField("受診券番号", max_length=20, blank=True)
+    coupon_no = models.CharField("クーポン番号", max_length=16, blank=True)
+    place = models.CharField("検診場所", max_length=100, blank=True)
+    results = models.JSONField("結果")
+    smoking_index = models.PositiveIntegerField("喫煙指数", null=True, blank=True)
+    hpv_follow_up = models.BooleanField("HPV 追跡検査", default=False)
+    complication = models.CharField("偶発症（一次検診）", max_length=200, blank=True)
+    keyed_by = models.CharField("入力者", max_length=150)
+    keyed_at = models.DateTimeField("入力日時")
+    # Both passes of a double entry point at the one exam they recorded.
+    exam = models.ForeignKey(
+        Exam, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name="登録した受診",
+    )  # fmt: skip
+
+    class Meta:
+        verbose_name = "入力した受診票"
+        verbose_name_plural = "入力した受診票"
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "pass_no", "seq"], name="entry_item_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} {self.pass_no} {self.seq}"

@@ -15,12 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import reduce
+from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
-from kenshin.core import clock
+from kenshin.core import audit, clock
 from kenshin.programs import services as programs
+from kenshin.residents import services as residents
 from kenshin.screening.models import (
     Exam,
     FollowUpCase,
@@ -28,6 +31,7 @@ from kenshin.screening.models import (
     RosterEntry,
     SeikenReportRecord,
 )
+from kenshin.screening.permissions import VIEW_EXAMS
 from kenshin.screening.rules import HPV_METHOD
 
 FORM_RETURN_DAYS = 30  # 連絡票: issued this long ago and not back
@@ -183,3 +187,66 @@ def counts(today: date | None = None) -> dict[str, int]:
     """Each worklist's count (one COUNT query per list)."""
     day = today or clock.today()
     return {w.code: w.query(day).count() for w in WORKLISTS}
+
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class WorkRow:
+    """One line of a worklist: the exam, its case if any, and who it is."""
+
+    atena_no: str
+    name: str
+    name_kana: str
+    birth_date: date | None
+    programme: str
+    method: str
+    exam_date: date
+    status: str  # 精検の状況 ('' for exam-based lists)
+    days: int  # since the exam
+
+
+@dataclass(frozen=True)
+class WorkPage:
+    worklist: Worklist
+    rows: list[WorkRow]
+    total: int
+    number: int
+    pages: int
+
+
+def list_for(actor: Any, code: str, *, purpose: str, page: int = 1,
+             today: date | None = None) -> WorkPage:  # fmt: skip
+    """One page of a worklist, oldest exam first, each person shown recorded (SEARCH)."""
+    day = today or clock.today()
+    wl = worklist(code)
+    qs = wl.query(day)
+    total = qs.count()
+    pages = max(1, -(-total // PAGE_SIZE))
+    number = min(max(1, page), pages)
+    start = (number - 1) * PAGE_SIZE
+    if qs.model is FollowUpCase:
+        raw = list(qs.order_by("exam__exam_date", "pk").values(
+            "atena_no", "programme", "exam__method", "exam__exam_date", "status",
+        )[start:start + PAGE_SIZE])  # fmt: skip
+        items = [(r["atena_no"], r["programme"], r["exam__method"], r["exam__exam_date"],
+                  r["status"]) for r in raw]  # fmt: skip
+    else:
+        raw = list(qs.order_by("exam_date", "pk").values(
+            "atena_no", "programme", "method", "exam_date")[start:start + PAGE_SIZE])  # fmt: skip
+        items = [(r["atena_no"], r["programme"], r["method"], r["exam_date"], "") for r in raw]
+    names = residents.names_of(i[0] for i in items)
+    rows = []
+    for atena_no, programme, method, exam_date, status in items:
+        n = names.get(atena_no)
+        rows.append(WorkRow(atena_no, n.name if n else "", n.name_kana if n else "",
+                            n.birth_date if n else None, programme, method, exam_date, status,
+                            (day - exam_date).days))  # fmt: skip
+    with transaction.atomic():
+        audit.record(audit.Event.SEARCH, actor, None, purpose, function=VIEW_EXAMS,
+                     worklist=code, total=total, page=number)  # fmt: skip
+        for atena_no in dict.fromkeys(r.atena_no for r in rows):
+            audit.record(audit.Event.SEARCH, actor, audit.Subject.resident(atena_no), purpose,
+                         function=VIEW_EXAMS, worklist=code)  # fmt: skip
+    return WorkPage(wl, rows, total, number, pages)

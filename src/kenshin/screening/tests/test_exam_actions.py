@@ -88,7 +88,8 @@ def test_a_negative_exam_opens_no_case_and_an_exam_within_three_years_is_not_fir
         ),
         (fobt(setting="home"), "検診方式は 個別 か 集団 です"),
         (fobt(atena_no="1999999999"), "この宛名番号の住民記録がありません"),
-        (fobt(exam_date=date(2030, 6, 1)), "2030年度の検診事業の定義がありません"),
+        (fobt(exam_date=date(2019, 6, 1)), "2019年度の検診事業の定義がありません"),
+        (fobt(exam_date=date(2025, 6, 2)), "受診日が未来の日付です"),
     ],
 )
 def test_bad_input_is_refused_in_japanese_and_nothing_is_written(town, data, message):
@@ -104,14 +105,16 @@ def test_an_hpv_test_with_a_negative_triage_sets_the_follow_up_date_and_no_case(
         setting="individual", institution_code="3410000002",
         results={"hpv": "positive", "triage_adequacy": "adequate", "triage": "NILM"},
     )  # fmt: skip
-    exam, case = ea.record_exam(STAFF, data)
+    with clock.frozen(date(2025, 7, 1)):
+        exam, case = ea.record_exam(STAFF, data)
     assert (exam.needs_seiken, exam.follow_up_due, case) == (False, date(2026, 7, 1), None)
     follow_up = ea.ExamInput(
         atena_no=HANAKO.atena_no, method="hpv_primary", exam_date=date(2026, 7, 3),
         setting="individual", institution_code="3410000002", results={"hpv": "positive"},
         hpv_follow_up=True,
     )  # fmt: skip
-    exam, case = ea.record_exam(STAFF, follow_up)
+    with clock.frozen(date(2026, 7, 3)):
+        exam, case = ea.record_exam(STAFF, follow_up)
     assert exam.needs_seiken and case is not None and case.programme == "cervical"
 
 

@@ -27,10 +27,12 @@ def town(tmp_path):
 
 
 def record(atena_no, method, day, results, setting="individual", **extra):
-    exam, case = ea.record_exam(STAFF, ea.ExamInput(
-        atena_no=atena_no, method=method, exam_date=day, setting=setting,
-        institution_code="3410000001", results=results, **extra,
-    ))  # fmt: skip
+    """Record an exam on the day it took place (an exam date in the future is refused)."""
+    with clock.frozen(day):
+        exam, case = ea.record_exam(STAFF, ea.ExamInput(
+            atena_no=atena_no, method=method, exam_date=day, setting=setting,
+            institution_code="3410000001", results=results, **extra,
+        ))  # fmt: skip
     return exam, case
 
 
