@@ -133,12 +133,16 @@ def _method_name(method: str) -> str:
 def _batch_context(request: HttpRequest, batch: EntryBatch) -> dict[str, Any]:
     pass_no = entry.pass_of(batch, request)
     items = list(batch.items.order_by("seq", "pass_no"))
-    names = residents.names_of(i.atena_no for i in items)
+    shown = [i for i in items if i.pass_no == (pass_no or 1)]
+    names = residents.names_of(i.atena_no for i in shown)
+    # The staff who keyed the forms may open each person's ledger from here (結果登録).
+    refs = residents.person_refs(request.session, [i.atena_no for i in shown],
+                                 Purpose.RESULT_ENTRY)  # fmt: skip
     return {
         "batch": batch,
         "method_name": _method_name(batch.method),
         "pass_no": pass_no,
-        "items": [(i, names.get(i.atena_no)) for i in items if i.pass_no == (pass_no or 1)],
+        "items": [(i, names.get(i.atena_no), refs[i.atena_no]) for i in shown],
         "keyed": {p: sum(1 for i in items if i.pass_no == p) for p in (1, 2)},
         "differences": entry.differences(batch) if batch.double_entry else [],
     }
@@ -221,6 +225,7 @@ def key(request: HttpRequest, batch_id: int) -> HttpResponse:
                 return redirect("exams:key", batch_id=batch.pk)
         find = None
     if result is not None:
+        find = None  # the person is found: the page now asks only to confirm and enter
         result.fields["exam_date"].widget.attrs["autofocus"] = True
     elif find is not None:
         find.fields["number"].widget.attrs["autofocus"] = True

@@ -18,7 +18,7 @@ from kenshin.audit.models import AuditEvent
 from kenshin.core import audit, clock
 from kenshin.programs import services as programs
 from kenshin.screening import exam_actions as ea
-from kenshin.screening import services, vouchers
+from kenshin.screening import entry, services, vouchers
 from kenshin.screening.models import EntryBatch, Exam, FollowUpCase
 from kenshin.screening.tests.town import KEN, TARO, import_town
 
@@ -264,3 +264,45 @@ def test_viewing_role_sees_the_ledger_but_cannot_change_a_case(taro_case, staff)
     r = viewer.post(reverse("exams:case_update", args=[ref]), {"case_id": c})
     assert r.status_code == 403
     assert viewer.get(reverse("exams:batches")).status_code == 403
+
+
+def test_a_third_member_of_staff_cannot_key_a_double_entry_batch(town, staff):
+    first, second, third = (staff("jimu", f"jimu{i}") for i in (1, 2, 3))
+    batch = new_batch(first, double=True)
+    for client in (first, second):
+        key_one(client, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+                results={"day1": "negative", "day2": "negative"})  # fmt: skip
+    page = third.get(reverse("exams:key", args=[batch.pk])).content.decode()
+    assert "2 人の職員が入力中です" in page and "受診者を探す" not in page
+    with pytest.raises(entry.EntryError, match="3 人目は入力できません"):
+        entry.key_form(third.user, batch.pk, 2, ea.ExamInput(
+            atena_no=TARO.atena_no, method="fecal_occult_blood", exam_date=date(2025, 11, 1),
+            setting="individual", institution_code="3410000001",
+            results={"day1": "negative", "day2": "negative"},
+        ))  # fmt: skip
+
+
+def test_a_form_keyed_in_one_pass_only_is_a_difference_and_blocks_recording(town, staff):
+    first, second = staff("jimu", "jimu1"), staff("jimu", "jimu2")
+    batch = new_batch(first, double=True)
+    for seq in (1, 2):
+        key_one(first, batch, kana="シケン タロウ", birth="1960-01-15", seq=seq,
+                results={"day1": "negative", "day2": "negative"})  # fmt: skip
+    key_one(second, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+            results={"day1": "negative", "day2": "negative"})  # fmt: skip
+    diffs = entry.differences(batch)
+    assert [(d.seq, d.item, d.first, d.second) for d in diffs] == [
+        (2, "受診票", "入力済み", "未入力")
+    ]
+    with pytest.raises(entry.EntryError, match="違いがあります"):
+        entry.commit_batch(second.user, batch.pk)
+    assert keyed().count() == 0
+
+
+def test_pages_leak_no_template_comments(town, staff):
+    jimu = staff("jimu")
+    batch = new_batch(jimu)
+    for url in (reverse("exams:home"), reverse("exams:batches"),
+                reverse("exams:key", args=[batch.pk])):  # fmt: skip
+        page = jimu.get(url).content.decode()
+        assert "{#" not in page and "{%" not in page, url
