@@ -17,8 +17,8 @@ from pypdf import PdfReader
 from kenshin.audit.models import AuditEvent
 from kenshin.core import audit, clock
 from kenshin.programs import services as programs
-from kenshin.screening import exam_actions as ea
 from kenshin.screening import entry, services, vouchers
+from kenshin.screening import exam_actions as ea
 from kenshin.screening.models import EntryBatch, Exam, FollowUpCase
 from kenshin.screening.tests.town import KEN, TARO, import_town
 
