@@ -60,6 +60,7 @@ __all__ = [
     "export_toml",
     "fiscal_years",
     "history",
+    "latest_catalogues",
     "load_files",
     "load_shipped",
     "needs_seiken",
@@ -131,6 +132,17 @@ def catalogue_version(fiscal_year: int) -> tuple[int, Catalogue]:
 def catalogue(fiscal_year: int) -> Catalogue:
     """The rules in force for a fiscal year (its latest version)."""
     return catalogue_version(fiscal_year)[1]
+
+
+def latest_catalogues() -> dict[int, Catalogue]:
+    """Every fiscal year's rules in force (latest version), from one query — for pages that
+    name programmes and methods across all years (the person's ledger)."""
+    out: dict[int, Catalogue] = {}
+    rows = CatalogueVersion.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
+    for row in rows.order_by("fiscal_year", "-version"):
+        if row.fiscal_year not in out:
+            out[row.fiscal_year] = _parsed(row)
+    return out
 
 
 def fiscal_years() -> list[int]:

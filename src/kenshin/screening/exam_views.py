@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -40,13 +41,17 @@ NOT_FOUND = "受診台帳は住民の画面かワークリストから開いて�
 # ------------------------------------------------------------------------------ home, worklists
 
 
+def _batches():
+    return EntryBatch.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
+
+
 @requires(VIEW_EXAMS)
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """Where the work is: each worklist with its count, and the open batches."""
     counts = worklists.counts()
     lines = [(w, counts[w.code]) for w in worklists.WORKLISTS]
-    batches = EntryBatch.objects.filter(status=EntryBatch.Status.OPEN).order_by("-created_at")[:20]
+    batches = _batches().filter(status=EntryBatch.Status.OPEN).order_by("-created_at")[:20]
     return render(request, "screening/exams/home.html", {"lines": lines, "batches": batches})
 
 
@@ -113,14 +118,14 @@ def batches(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("exams:key", batch_id=batch.pk)
-    listed = EntryBatch.objects.order_by("-created_at")[:50]
+    listed = _batches().order_by("-created_at")[:50]
     status = 400 if request.method == "POST" else 200
     return render(request, "screening/exams/batches.html",
                   {"form": form, "batches": listed}, status=status)  # fmt: skip
 
 
 def _batch_or_404(batch_id: int) -> EntryBatch:
-    batch = EntryBatch.objects.filter(pk=batch_id).first()
+    batch = _batches().filter(pk=batch_id).first()
     if batch is None:
         raise Http404("この束はありません")
     return batch

@@ -114,17 +114,15 @@ class Ledger:
         return sum(p.exam_count for p in self.programmes)
 
 
-def _names(years: set[int]) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
+def _names(
+    catalogues: dict[int, programs.Catalogue],
+) -> tuple[dict[str, str], dict[str, tuple[str, str]], list[str]]:
     """Programme names, method names (→ programme) and programme order, newest year winning."""
     programme_names: dict[str, str] = {}
     methods: dict[str, tuple[str, str]] = {}
     order: list[str] = []
-    for fy in sorted(years):
-        try:
-            catalogue = programs.catalogue(fy)
-        except programs.CatalogueMissing:
-            continue
-        for p in catalogue.programmes:
+    for fy in sorted(catalogues):
+        for p in catalogues[fy].programmes:
             programme_names[p.code] = p.name
             if p.code not in order:
                 order.append(p.code)
@@ -185,9 +183,9 @@ def person_ledger(atena_no: str) -> Ledger | None:
             case_id__in=[c.pk for c in cases.values()]
         ).order_by("recorded_at", "pk"):
             reports[r.case_id].append(r)
-    years = {e.fiscal_year for e in exams}
-    roster_years = set(programs.fiscal_years())
-    programme_names, method_names, order = _names(years | roster_years)
+    catalogues = programs.latest_catalogues()
+    roster_years = set(catalogues)
+    programme_names, method_names, order = _names(catalogues)
     roster = list(
         RosterEntry.objects.filter(
             municipality_code=mc, fiscal_year__in=sorted(roster_years),
