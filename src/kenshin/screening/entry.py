@@ -72,7 +72,7 @@ def _name(actor: Any) -> str:
 
 def create_batch(
     actor: Any, *, label: str, method: str, institution_code: str, setting: str,
-    double_entry: bool,
+    double_entry: bool, billing_month: date | None = None,
 ) -> EntryBatch:  # fmt: skip
     """Start a batch; the method must be one the current fiscal year offers in that 方式."""
     label = (label or "").strip()
@@ -93,7 +93,7 @@ def create_batch(
         batch = EntryBatch.objects.create(
             municipality_code=settings.MUNICIPALITY_CODE, label=label, method=method,
             institution_code=institution_code, setting=setting, double_entry=double_entry,
-            created_by=_name(actor), created_at=clock.now(),
+            billing_month=billing_month, created_by=_name(actor), created_at=clock.now(),
         )  # fmt: skip
         audit.record(audit.Event.CREATE, actor, audit.Subject("entry_batch", str(batch.pk)),
                      function=ENTER_RESULT, method=method, double_entry=double_entry)  # fmt: skip
@@ -199,8 +199,8 @@ def key_form(actor: Any, batch_id: int, seq: int, data: ExamInput) -> Keyed:
         raise EntryError("通し番号は 1 以上です")
     with transaction.atomic():
         batch = _open_batch(batch_id)
-        if (data.method, data.institution_code, data.setting) != (
-            batch.method, batch.institution_code, batch.setting,
+        if (data.method, data.institution_code, data.setting, data.billing_month) != (
+            batch.method, batch.institution_code, batch.setting, batch.billing_month,
         ):  # fmt: skip
             raise EntryError("束の検査方法・医療機関・方式と違います")
         who = _name(actor)
@@ -311,6 +311,7 @@ def commit_batch(actor: Any, batch_id: int) -> int:
                 results=item.results, voucher_no=item.voucher_no, coupon_no=item.coupon_no,
                 place=item.place, smoking_index=item.smoking_index,
                 hpv_follow_up=item.hpv_follow_up, complication=item.complication,
+                billing_month=batch.billing_month,
             ))  # fmt: skip
             EntryItem.objects.filter(pk__in=[item.pk, second[item.seq].pk]).update(exam=exam)
         batch.status = EntryBatch.Status.COMMITTED

@@ -61,6 +61,8 @@ class ExamInput:
     smoking_index: int | None = None
     hpv_follow_up: bool = False  # the HPV 追跡検査 a year after a negative triage
     complication: str = ""
+    billing_category: str = ""  # 請求区分 (the payment of clinics defines the codes)
+    billing_month: date | None = None  # 請求月, the first day of the month
 
 
 def _actor_name(actor: Any) -> str:
@@ -108,6 +110,8 @@ def check_exam(data: ExamInput) -> CheckedExam:
         raise ExamRecordError("検診方式は 個別 か 集団 です")
     if data.setting not in method.settings:
         raise ExamRecordError(f"{method.name}は{Setting(data.setting).label}で実施していません")
+    if data.billing_month is not None and data.billing_month.day != 1:
+        raise ExamRecordError("請求月はその月の 1 日で表します")
     if data.hpv_follow_up and data.method != rules.HPV_METHOD:
         raise ExamRecordError("追跡検査は HPV検査単独法の検査だけです")
     problems = programs.check_result(data.method, data.results, follow_up=data.hpv_follow_up)
@@ -159,6 +163,8 @@ def record_exam(
             fy_end_age=fy_end_age(checked.birth_date, fy),
             first_time=first_time,
             complication=data.complication,
+            billing_category=data.billing_category,
+            billing_month=data.billing_month,
             recorded_by=_actor_name(actor),
             recorded_at=clock.now(),
         )

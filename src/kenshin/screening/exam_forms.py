@@ -6,12 +6,14 @@ form offers exactly the values the method allows, in the file's order, and nothi
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 from django import forms
 
 from kenshin.core import clock
+from kenshin.core.text import normalize_digits
 from kenshin.core.wareki import parse_date
 from kenshin.programs import services as programs
 from kenshin.screening.exam_actions import CASE_FIELDS
@@ -36,6 +38,28 @@ def _date(text: str, *, required: bool = True, label: str = "日付") -> date | 
     return value
 
 
+_MONTH = re.compile(r"^(\d{4})[-/.年](\d{1,2})月?$")
+
+
+def _month(text: str) -> date | None:
+    """A month as its first day, from 2026-11, 2026/11, 2026年11月 or 令和8年11月."""
+    text = normalize_digits((text or "").strip())
+    if not text:
+        return None
+    found = _MONTH.match(text)
+    if found is None:
+        try:
+            return parse_date(text + "1日").replace(day=1)
+        except ValueError:
+            raise forms.ValidationError(
+                "請求月は 2026-11 や 令和8年11月 のように入れてください"
+            ) from None
+    year, month = int(found[1]), int(found[2])
+    if not 1 <= month <= 12:
+        raise forms.ValidationError("請求月の月は 1〜12 です")
+    return date(year, month, 1)
+
+
 DATE_HELP = "例: 2026-10-05、令和8年10月5日、R8.10.5"
 
 
@@ -53,6 +77,13 @@ class BatchForm(forms.Form):
     double_entry = forms.BooleanField(
         label="二重入力（2 人が同じ束を入力し、違いを照合してから登録）", required=False
     )
+    billing_month = forms.CharField(
+        label="請求月（任意）", max_length=20, required=False,
+        help_text="医療機関の請求の月。例: 2026-11、令和8年11月",
+    )  # fmt: skip
+
+    def clean_billing_month(self) -> date | None:
+        return _month(self.cleaned_data.get("billing_month", ""))
 
     def __init__(self, *args: Any, methods: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -215,6 +215,7 @@ def key(request: HttpRequest, batch_id: int) -> HttpResponse:
                 smoking_index=d.get("smoking_index"),
                 hpv_follow_up=bool(d.get("hpv_follow_up")),
                 complication=d.get("complication") or "",
+                billing_month=batch.billing_month,
             )  # fmt: skip
             try:
                 keyed = entry.key_form(request, batch.pk, d["seq"], data)

@@ -166,6 +166,10 @@ class Exam(models.Model):
     complication = models.CharField("偶発症（一次検診）", max_length=200, blank=True, db_default="")
     recorded_by = models.CharField("登録者", max_length=150, blank=True, db_default="")
     recorded_at = models.DateTimeField("登録日時", null=True, blank=True)
+    # 請求区分・請求月 of the 健康管理ファイル: how and in which month the clinic bills the exam
+    # (the payment of clinics reads them; a paper batch carries its month).
+    billing_category = models.CharField("請求区分", max_length=20, blank=True, db_default="")
+    billing_month = models.DateField("請求月（その月の1日）", null=True, blank=True)
 
     class Meta:
         verbose_name = "受診"
@@ -338,6 +342,7 @@ class EntryBatch(models.Model):
     institution_code = models.CharField("医療機関コード", max_length=10)
     setting = models.CharField("検診方式", max_length=10, choices=Setting.choices)
     double_entry = models.BooleanField("二重入力", default=False)
+    billing_month = models.DateField("請求月（その月の1日）", null=True, blank=True)
     status = models.CharField("状態", max_length=10, choices=Status.choices, default=Status.OPEN)
     created_by = models.CharField("作成者", max_length=150)
     created_at = models.DateTimeField("作成日時")

@@ -59,9 +59,10 @@ def staff(make_user, signed_in):
     return make
 
 
-def new_batch(client, *, method="fecal_occult_blood", double=False, label="11月分 大腸"):
+def new_batch(client, *, method="fecal_occult_blood", double=False, label="11月分 大腸",
+              billing=""):  # fmt: skip
     data = {"label": label, "method": method, "institution_code": "3410000001",
-            "setting": "individual"}  # fmt: skip
+            "setting": "individual", "billing_month": billing}  # fmt: skip
     if double:
         data["double_entry"] = "on"
     r = client.post(reverse("exams:batches"), data)
@@ -86,12 +87,13 @@ def key_one(client, batch, *, kana, birth, seq, results, exam_date="2025-11-10",
 
 def test_single_entry_finds_confirms_records_and_opens_the_case(town, staff):
     jimu = staff("jimu")
-    batch = new_batch(jimu)
+    batch = new_batch(jimu, billing="令和7年11月")
     r = key_one(jimu, batch, kana="シケン タロウ", birth="昭和35年1月15日", seq=1,
                 results={"day1": "negative", "day2": "positive"})  # fmt: skip
     assert r.status_code == 302
     exam = keyed().get(atena_no=TARO.atena_no)
     assert exam.needs_seiken and exam.institution_code == "3410000001"
+    assert exam.billing_month == date(2025, 11, 1)  # the batch's 請求月
     assert FollowUpCase.objects.filter(exam=exam).exists()
     page = jimu.get(r["Location"]).content.decode()
     assert "No.1 を登録しました（要精検" in page and "受診票 No.2" in page
@@ -306,3 +308,24 @@ def test_pages_leak_no_template_comments(town, staff):
                 reverse("exams:key", args=[batch.pk])):  # fmt: skip
         page = jimu.get(url).content.decode()
         assert "{#" not in page and "{%" not in page, url
+
+
+@pytest.mark.parametrize(
+    ("text", "month"),
+    [("2026-11", date(2026, 11, 1)), ("２０２６年１１月", date(2026, 11, 1)),
+     ("令和8年11月", date(2026, 11, 1)), ("", None)],
+)  # fmt: skip
+def test_the_batch_billing_month_reads_western_and_japanese_months(text, month):
+    from kenshin.screening.exam_forms import _month
+
+    assert _month(text) == month
+
+
+@pytest.mark.parametrize("text", ["2026-13", "来月", "2026-11-05x"])
+def test_a_billing_month_that_is_not_a_month_is_refused_in_japanese(text):
+    from django import forms
+
+    from kenshin.screening.exam_forms import _month
+
+    with pytest.raises(forms.ValidationError, match="請求月"):
+        _month(text)
