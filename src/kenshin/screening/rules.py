@@ -89,6 +89,18 @@ def hpv_step(exam: HpvExam) -> HpvStep:
     )
 
 
+def primary_outcome(
+    method: str, exam_date: date, results: Mapping[str, str], *, follow_up: bool = False
+) -> tuple[bool, date | None]:
+    """What a checked primary result decides: 要精検 (for the 事業報告), and the HPV 追跡検査
+    due date a negative triage sets (None otherwise). One rule for every path that records an
+    exam — one by one or a whole history in bulk — so both draw the same conclusions."""
+    if method == HPV_METHOD:
+        step = hpv_step(HpvExam(exam_date, follow_up, results))
+        return step.seiken, step.due
+    return needs_seiken(method, results), None
+
+
 def hpv_state(exams: Iterable[HpvExam]) -> HpvStep | None:
     """The current step of a woman's HPV follow-up: that of her latest HPV test (None if she
     has had none). A later test supersedes an earlier one whatever it was."""
@@ -142,6 +154,21 @@ class SeikenOutcome:
     report: SeikenReport | None  # the report that decided (None for UNKNOWN / known absence)
 
 
+def decisive_value(method: str, results: Mapping[str, str]) -> str:
+    """The primary result the 精検 rules read (a case's 一次検診の判定): the first value that is
+    要精検, else the first item's — e.g. ``ASC-US`` of a cytology, ``inadequate`` of a specimen
+    that could not be read. :func:`seiken_status` decides by it whether a repeat cytology counts.
+    """
+    spec = results_of(method)
+    if spec is None:
+        raise KeyError(method)
+    for item in spec.items:
+        value = item.vocabulary.value(results.get(item.code, ""))
+        if value is not None and value.seiken:
+            return value.code
+    return results.get(spec.items[0].code, "")
+
+
 def seiken_status(
     programme: str,
     primary_method: str,
@@ -163,7 +190,7 @@ def seiken_status(
 
     Which report gives the result counted: the 精検機関's reports outrank self-reports; among
     them a がん result is kept (a later report after treatment does not undo it), otherwise
-    the latest report's result.
+    the latest report's result (``reports`` in the order they were taken in).
     """
     spec = seiken_of(programme)
     if spec is None:
@@ -185,7 +212,10 @@ def seiken_status(
     if attended:
         pool = [r for r in attended if r.from_institution] or attended
         cancer = [r for r in pool if r.result == "cancer"]
-        decided = max(cancer or pool, key=lambda r: r.exam_date or date.min)
+        # The latest 精検日; on the same day the report taken in later (the reports come in
+        # that order): a final result after the 精検機関's "in progress" for the same 精検.
+        candidates = list(enumerate(cancer or pool))
+        decided = max(candidates, key=lambda ir: (ir[1].exam_date or date.min, ir[0]))[1]
         # A 精検 still in progress at the cut-off counts as attended, がん疑い又は未確定.
         result = decided.result if decided.result in spec.results else "suspected"
         return SeikenOutcome(SeikenStatus.ATTENDED, result, decided)

@@ -219,6 +219,16 @@ def test_the_latest_report_decides_the_result():
     assert (outcome.result, outcome.report.method) == ("cancer", "biopsy")
 
 
+def test_the_final_report_outranks_the_in_progress_one_of_the_same_seiken():
+    """The 精検機関 first reports the 精検 in progress, later its result, both with the same
+    精検日: the later report decides (the reports come in the order they were taken in)."""
+    in_progress = _report(True, method="total_colonoscopy", result="")
+    final = _report(True, method="total_colonoscopy", result="no_abnormality")
+    outcome = seiken_status("colorectal", "fecal_occult_blood", "positive", 2025,
+                            [in_progress, final])  # fmt: skip
+    assert (outcome.status, outcome.result) == (SeikenStatus.ATTENDED, "no_abnormality")
+
+
 def test_a_programme_without_seiken_tracking_is_refused():
     with pytest.raises(KeyError):
         seiken_status("periodontal", "periodontal_exam", "seiken", 2025, [])

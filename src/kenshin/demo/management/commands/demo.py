@@ -6,6 +6,7 @@ real installation may have.
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from pathlib import Path
 
@@ -154,17 +155,22 @@ class Command(BaseCommand):
             )
 
     def _exam_history(self, seed: int) -> None:
-        """Past screenings FY2022–FY2024 (demo/exams.py), once: a city with any exam of those
-        years already has its history, so a second setup adds nothing."""
+        """Five years of screenings FY2022–FY2026 (demo/exams.py) — results, 要精検 and what
+        became of each 精検 by today — once: a city with any exam of those years already has
+        its history, so a second setup adds nothing. Written before the rosters: the FY2025
+        roster reads FY2022–FY2024, the FY2026 roster FY2025 (HPV 追跡検査 included)."""
         from kenshin.demo.exams import FISCAL_YEARS, generate_exam_history
 
+        years = f"{FISCAL_YEARS[0]}〜{FISCAL_YEARS[-1]}年度"
         existing = screening.exam_count(FISCAL_YEARS)
         if existing:
-            self.stdout.write(f"受診歴（{FISCAL_YEARS[0]}〜{FISCAL_YEARS[-1]}年度）は用意済みです"
-                              f"（{existing:,} 件）。")  # fmt: skip
+            self.stdout.write(f"受診歴（{years}）は用意済みです（{existing:,} 件）。")
             return
-        self.stdout.write(f"受診歴（{FISCAL_YEARS[0]}〜{FISCAL_YEARS[-1]}年度）を生成しています…")
+        self.stdout.write(f"受診歴（{years}、結果と精密検査の経過を含む）を生成しています…")
+        started = time.monotonic()
         rows = generate_exam_history(seed=seed, institutions=[c for c, _ in DEMO_INSTITUTIONS],
-                                     register_start=BASE_DATE)  # fmt: skip
+                                     register_start=BASE_DATE, register_end=END_DATE)  # fmt: skip
         written = screening.record_exam_history(rows, actor="demo", source=f"demo seed {seed}")
-        self.stdout.write(f"受診歴 {written:,} 件を登録しました。")
+        self.stdout.write(
+            f"受診歴 {written:,} 件を登録しました（{time.monotonic() - started:.1f} 秒）。"
+        )
