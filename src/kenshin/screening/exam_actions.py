@@ -69,17 +69,6 @@ def _actor_name(actor: Any) -> str:
     return audit.actor_of(actor).username
 
 
-def _decisive_value(method: str, results: dict[str, str]) -> str:
-    """The primary result the 精検 rules read: the first value that is 要精検, else the first."""
-    spec = programs.results_of(method)
-    assert spec is not None  # nosec B101 - checked by check_result before
-    for item in spec.items:
-        value = item.vocabulary.value(results.get(item.code, ""))
-        if value is not None and value.seiken:
-            return value.code
-    return results.get(spec.items[0].code, "")
-
-
 @dataclass(frozen=True)
 class CheckedExam:
     """An exam that passed every check, with what the checks found (for :func:`record_exam`)."""
@@ -120,11 +109,9 @@ def check_exam(data: ExamInput) -> CheckedExam:
     facts = residents.register_facts(data.atena_no, data.exam_date, fy)
     if facts is None:
         raise ExamRecordError("この宛名番号の住民記録がありません")
-    if data.method == rules.HPV_METHOD:
-        step = rules.hpv_step(rules.HpvExam(data.exam_date, data.hpv_follow_up, data.results))
-        seiken, follow_up_due = step.seiken, step.due
-    else:
-        seiken, follow_up_due = programs.needs_seiken(data.method, data.results), None
+    seiken, follow_up_due = rules.primary_outcome(
+        data.method, data.exam_date, data.results, follow_up=data.hpv_follow_up
+    )
     opens_case = seiken and programs.seiken_of(method.programme) is not None
     return CheckedExam(data, fy, method.programme, facts.birth_date, seiken, follow_up_due,
                        opens_case)  # fmt: skip
@@ -176,7 +163,7 @@ def record_exam(
                 programme=checked.programme,
                 fiscal_year=fy,
                 exam=exam,
-                primary_result=_decisive_value(data.method, data.results),
+                primary_result=rules.decisive_value(data.method, data.results),
                 status=rules.SeikenStatus.UNKNOWN,
                 status_since=data.exam_date,
                 updated_by=_actor_name(actor),

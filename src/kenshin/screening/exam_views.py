@@ -3,8 +3,9 @@ and the person's ledger (個人別受診台帳) with its 精検 case forms and P
 
 URLs carry codes and ids of batches only; people travel as the residents' random per-session
 references (``residents.services.person_ref``), never a 宛名番号, and case ids travel in POST
-bodies. Pages that show people ask for the 利用目的 first and are recorded (``ledger``,
-``worklists``, ``entry``); a refused change re-renders the page with the message and status
+bodies (a settled case's forms open with ``?case=<id>``, an internal number). Pages that
+show people ask for the 利用目的 first and are recorded (``ledger``, ``worklists``,
+``entry``); a refused change re-renders the page with the message and status
 200, because the page names the person and error responses are scanned as error pages.
 """
 
@@ -322,28 +323,39 @@ def _ledger_page(request: HttpRequest, ref: str, atena_no: str, purpose: str,
         raise Http404(NOT_FOUND)
     errors = errors or {}
     can_edit = request.user.has_perm(FOLLOW_UP)
-    forms_of: dict[int, tuple[Any, Any]] = {}
+    editing = request.GET.get("case", "")
     if can_edit:
-        for p in book.programmes:
-            for y in p.years:
-                for e in y.exams:
-                    if e.case is None:
-                        continue
-                    c = e.case.case
-                    case_form = errors.get(("case", c.pk)) or CaseForm(
-                        instance=c, initial={"version": c.version, "case_id": c.pk},
-                        prefix=f"c{c.pk}",
-                    )  # fmt: skip
-                    report_form = errors.get(("report", c.pk)) or ReportForm(
-                        methods=e.case.method_choices, results=e.case.result_choices,
-                        initial={"version": c.version, "case_id": c.pk, "from_institution": "1"},
-                        prefix=f"r{c.pk}",
-                    )  # fmt: skip
-                    forms_of[c.pk] = (case_form, report_form)
+        for line in _case_lines(book):
+            c = line.case
+            # Forms for the cases still being chased, and for a settled one only when asked:
+            # each pair is some twenty widgets, and a long history has many settled cases.
+            if (
+                c.status == "attended"
+                and editing != str(c.pk)
+                and not (("case", c.pk) in errors or ("report", c.pk) in errors)
+            ):
+                continue
+            case_form = errors.get(("case", c.pk)) or CaseForm(
+                instance=c, initial={"version": c.version, "case_id": c.pk}, prefix=f"c{c.pk}",
+            )  # fmt: skip
+            report_form = errors.get(("report", c.pk)) or ReportForm(
+                methods=line.method_choices, results=line.result_choices,
+                initial={"version": c.version, "case_id": c.pk, "from_institution": "1"},
+                prefix=f"r{c.pk}",
+            )  # fmt: skip
+            line.forms = (case_form, report_form)
     return render(request, "screening/exams/ledger.html", {
-        "ref": ref, "book": book, "purpose_label": purpose_label(purpose), "forms": forms_of,
+        "ref": ref, "book": book, "purpose_label": purpose_label(purpose),
         "can_edit": can_edit, "flagged": atena_no in residents.flagged_atena_nos(),
     })  # fmt: skip
+
+
+def _case_lines(book: ledger.Ledger):
+    for p in book.programmes:
+        for y in p.years:
+            for e in y.exams:
+                if e.case is not None:
+                    yield e.case
 
 
 @requires(VIEW_EXAMS)

@@ -54,7 +54,7 @@ class ReportLine:
     result_label: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class CaseLine:
     case: FollowUpCase
     status_label: str
@@ -62,6 +62,7 @@ class CaseLine:
     reports: list[ReportLine]
     method_choices: list[tuple[str, str]]
     result_choices: list[tuple[str, str]]
+    forms: Any = None  # the page's (case form, report form), where it offers them
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ class Exclusion(models.Model):
                 name="screening_exclusion_once",
             )
         ]
+        # The person's ledger reads a person's 受診不要 of every year and programme.
+        indexes = [models.Index(fields=["municipality_code", "atena_no"], name="exclusion_person")]
 
     def __str__(self) -> str:
         return f"{self.fiscal_year}年度 {self.programme} {self.atena_no}"

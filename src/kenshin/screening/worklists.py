@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from kenshin.core import audit, clock
+from kenshin.core.fiscal import fiscal_year_of
 from kenshin.programs import services as programs
 from kenshin.residents import services as residents
 from kenshin.screening.models import (
@@ -34,6 +35,7 @@ from kenshin.screening.models import (
 from kenshin.screening.permissions import VIEW_EXAMS
 from kenshin.screening.rules import HPV_METHOD
 
+SPUTUM_METHOD, SPUTUM_MIN_INDEX, SPUTUM_MIN_AGE = "sputum_cytology", 600, 50  # 指針
 FORM_RETURN_DAYS = 30  # 連絡票: issued this long ago and not back
 SURVEY_AFTER_DAYS = 180  # 未受診者状況調査: still unknown this long after the primary exam
 
@@ -50,6 +52,13 @@ def _cases() -> QuerySet:
     return FollowUpCase.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
 
 
+def _open_cases(today: date) -> QuerySet:
+    """Cases still in their 精検 period: a 精検 counts for the screening's year until the end of
+    the next fiscal year (作成要領), so older cases are settled for the 事業報告 and would only
+    pile up on the lists year after year."""
+    return _cases().filter(fiscal_year__gte=fiscal_year_of(today) - 1)
+
+
 def _exams() -> QuerySet:
     return Exam.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)
 
@@ -64,7 +73,7 @@ def seiken_not_reported(today: date) -> QuerySet:
     if not per_programme:
         return _cases().none()
     return (
-        _cases()
+        _open_cases(today)
         .filter(status="unknown", known_not_attended=False)
         .filter(reduce(operator.or_, per_programme))
         .exclude(Exists(SeikenReportRecord.objects.filter(case=OuterRef("pk"))))
@@ -73,7 +82,8 @@ def seiken_not_reported(today: date) -> QuerySet:
 
 def form_not_returned(today: date) -> QuerySet:
     """精密検査結果連絡票 issued ``FORM_RETURN_DAYS`` ago or more and not returned."""
-    return _cases().filter(
+    return _open_cases(today).filter(
+        status="unknown",
         form_issued_on__isnull=False,
         form_issued_on__lte=today - timedelta(days=FORM_RETURN_DAYS),
         form_returned_on__isnull=True,
@@ -82,7 +92,7 @@ def form_not_returned(today: date) -> QuerySet:
 
 def survey_due(today: date) -> QuerySet:
     """Still 精検未把握 ``SURVEY_AFTER_DAYS`` after the exam, and no 状況調査 sent yet."""
-    return _cases().filter(
+    return _open_cases(today).filter(
         status="unknown",
         survey_sent_on__isnull=True,
         exam__exam_date__lte=today - timedelta(days=SURVEY_AFTER_DAYS),
@@ -118,7 +128,11 @@ def not_in_roster(today: date) -> QuerySet:
         .filter(recorded_at__isnull=False, fiscal_year__in=built)
         .filter(Exists(of_method))
         .exclude(Exists(of_method.filter(atena_no=OuterRef("atena_no"))))
-    )
+        # 喀痰: the 喫煙指数 is asked at the 問診 on the day; an exam that recorded ≥ 600 at 50+
+        # is the guideline's target even if the register knew no index on the base date.
+        .exclude(method=SPUTUM_METHOD, smoking_index__gte=SPUTUM_MIN_INDEX,
+                 fy_end_age__gte=SPUTUM_MIN_AGE)
+    )  # fmt: skip
 
 
 def twice_in_a_year(today: date) -> QuerySet:
@@ -161,13 +175,13 @@ def _one_method_programmes(exams: QuerySet) -> dict[int, set[str]]:
 
 WORKLISTS: tuple[Worklist, ...] = (
     Worklist("seiken_not_reported", "精検結果の未報告",
-             "要精検で、検診事業ごとの期間（既定 90 日）を過ぎても精検の報告がない",
+             "要精検で、検診事業ごとの期間（既定 90 日）を過ぎても精検の報告がない（翌年度末まで）",
              seiken_not_reported),
     Worklist("form_not_returned", "連絡票の未返却",
-             f"精密検査結果連絡票を発行して {FORM_RETURN_DAYS} 日以上たち、返却されていない",
+             f"連絡票の発行から {FORM_RETURN_DAYS} 日以上、返却がなく精検未把握（翌年度末まで）",
              form_not_returned),
     Worklist("survey_due", "未受診者状況調査の対象",
-             f"一次検診から {SURVEY_AFTER_DAYS} 日たっても精検未把握で、調査をまだ送っていない",
+             f"一次検診から {SURVEY_AFTER_DAYS} 日以上、精検未把握で調査が未送付（翌年度末まで）",
              survey_due),
     Worklist("hpv_follow_up_due", "HPV 追跡検査の時期",
              "トリアージ陰性から 1 年たち、その後の HPV 検査がない", hpv_follow_up_due),

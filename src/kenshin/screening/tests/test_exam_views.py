@@ -329,3 +329,18 @@ def test_a_billing_month_that_is_not_a_month_is_refused_in_japanese(text):
 
     with pytest.raises(forms.ValidationError, match="請求月"):
         _month(text)
+
+
+def test_a_settled_case_offers_its_forms_only_when_asked(taro_case, staff):
+    a = staff("hokenshi")
+    ref = _ledger(a, TARO.atena_no)
+    c = taro_case.pk
+    ea.add_seiken_report(audit.Actor(None, "hokenshi1"), c, 1, from_institution=True,
+                         exam_date=date(2025, 7, 1), institution="呉中央病院",
+                         method="total_colonoscopy", result="no_abnormality")  # fmt: skip
+    url = reverse("exams:ledger", args=[ref])
+    page = a.get(url).content.decode()
+    assert "精検受診" in page and f'name="c{c}-version"' not in page
+    assert f'href="?case={c}#case-{c}"' in page
+    asked = a.get(url, {"case": c}).content.decode()
+    assert f'name="c{c}-version"' in asked and f'name="r{c}-version"' in asked

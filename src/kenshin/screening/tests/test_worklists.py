@@ -10,7 +10,7 @@ from kenshin.core import audit, clock
 from kenshin.programs import services as programs
 from kenshin.screening import exam_actions as ea
 from kenshin.screening import services, worklists
-from kenshin.screening.models import Exam
+from kenshin.screening.models import Exam, RosterEntry
 from kenshin.screening.tests.town import HANAKO, KEN, TARO, import_town
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +116,30 @@ def test_counts_give_one_figure_per_list(town, django_assert_max_num_queries):
         counts = worklists.counts(date(2025, 12, 1))
     assert set(counts) == {w.code for w in worklists.WORKLISTS}
     assert counts["seiken_not_reported"] == 1 and counts["survey_due"] == 1
+
+
+def test_case_lists_keep_only_cases_still_in_their_seiken_period(town):
+    """A 精検 counts for its screening year until the end of the next fiscal year; after that
+    the case is settled for the 事業報告 and leaves the chasing lists."""
+    _, case = record(TARO.atena_no, "fecal_occult_blood", date(2025, 5, 1), FOBT_POS)
+    with clock.frozen(date(2025, 5, 2)):
+        ea.update_case(STAFF, case.pk, 1, {"form_issued_on": date(2025, 5, 2)})
+    for code in ("seiken_not_reported", "form_not_returned", "survey_due"):
+        assert codes(date(2027, 3, 31), code) == {case.pk}, code  # FY2026: still FY+1
+        assert codes(date(2027, 4, 1), code) == set(), code  # FY2027: settled
+
+
+def test_a_sputum_exam_whose_own_interview_found_600_at_50_is_not_out_of_roster(town):
+    """喀痰 is for 50+ with 喫煙指数 ≥ 600 as asked at the 問診; the roster knew no index for
+    TARO on the base date, but his exam recorded one."""
+    # The town's 喀痰 roster holds someone else (a smoker the register knew), so it is judged.
+    mine = RosterEntry.objects.filter(fiscal_year=2025, method="chest_xray").first()
+    RosterEntry.objects.create(**{
+        f.attname: getattr(mine, f.attname) for f in RosterEntry._meta.concrete_fields
+        if f.attname not in ("method", "atena_no")
+    }, method="sputum_cytology", atena_no=KEN.atena_no)  # fmt: skip
+    exam, _ = record(TARO.atena_no, "sputum_cytology", date(2025, 6, 1), {"judgement": "B"},
+                     smoking_index=800)  # fmt: skip
+    assert codes(date(2025, 6, 2), "not_in_roster") == set()
+    Exam.objects.filter(pk=exam.pk).update(smoking_index=200)
+    assert codes(date(2025, 6, 2), "not_in_roster") == {exam.pk}
