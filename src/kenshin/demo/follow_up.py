@@ -33,8 +33,7 @@ from typing import Any
 from kenshin.core import clock
 
 # The 精検 facts are the history writer's own types (screening.services exports ExamFact).
-from kenshin.screening.exam_history import FollowUpFact, SeikenReportFact
-from kenshin.screening.services import ExamFact
+from kenshin.screening.services import ExamFact, FollowUpFact, SeikenReportFact
 
 # National 精検受診率 and 未把握率 (domain.md §4.4, FY2019); the rest are 未受診.
 NATIONAL: dict[str, tuple[float, float]] = {

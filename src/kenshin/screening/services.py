@@ -5,10 +5,31 @@ Other apps, the CLI and the UI call these functions, never the models.
 
 from __future__ import annotations
 
-from kenshin.screening.build import BuildReport, build_roster
-from kenshin.screening.exam_history import ExamFact, exam_count, record_exam_history
+from django.conf import settings
 
-__all__ = ["BuildReport", "ExamFact", "build_roster", "exam_count", "record_exam_history"]
+from kenshin.screening.build import BuildReport, build_roster
+from kenshin.screening.exam_history import (
+    ExamFact,
+    FollowUpFact,
+    SeikenReportFact,
+    exam_count,
+    record_exam_history,
+)
+from kenshin.screening.models import RosterEntry, Voucher
+from kenshin.screening.vouchers import issue_vouchers
+
+__all__ = [
+    "BuildReport",
+    "ExamFact",
+    "FollowUpFact",
+    "SeikenReportFact",
+    "build_roster",
+    "eligible_atena_nos",
+    "exam_count",
+    "issue_vouchers",
+    "record_exam_history",
+    "voucher_count",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,3 +195,25 @@ def export_csv(actor: Any, query: RosterQuery, *, purpose: str, encoding: str) -
         content_type=f"text/csv; charset={charset}",
         chunks=csv_chunks(query, names[query.method][0], encoding),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 受診券 (vouchers): who gets one, and how many the year has.
+
+
+def eligible_atena_nos(fiscal_year: int) -> list[str]:
+    """Everyone eligible for at least one method this year and not 受診不要 for it, in 宛名番号
+    order — who gets a 受診券 (the letters will read the same list)."""
+    return list(
+        RosterEntry.objects.filter(
+            municipality_code=settings.MUNICIPALITY_CODE, fiscal_year=fiscal_year,
+            eligible=True, exclusion="",
+        ).values_list("atena_no", flat=True).distinct().order_by("atena_no")
+    )  # fmt: skip
+
+
+def voucher_count(fiscal_year: int) -> int:
+    """How many 受診券 the year has."""
+    return Voucher.objects.filter(
+        municipality_code=settings.MUNICIPALITY_CODE, fiscal_year=fiscal_year
+    ).count()

@@ -32,6 +32,14 @@ def test_setup_builds_the_city_once_and_prints_working_accounts(settings, tmp_pa
         call_command("demo", "setup", "--residents", "200", "--seed", "5", stdout=second)
     assert "住民 200 人のデモの街を生成しています" in first.getvalue()
     assert "デモの街は用意済みです" in second.getvalue()
+    # FY2026 受診券 once, one for each person eligible for something, valid numbers.
+    from kenshin.screening import services as screening
+    from kenshin.screening import vouchers
+
+    issued = screening.voucher_count(2026)
+    assert issued == len(screening.eligible_atena_nos(2026)) > 0
+    assert "令和8年度の受診券は発行済みです" in second.getvalue()
+    assert vouchers.find_voucher(vouchers.voucher_no(2026, 1)) is not None
     assert sum(services.count_current().values()) > 200  # residents plus 異動 since 2023
     text = second.getvalue()
     for username in ("kanri", "kacho", "hokenshi", "jimu", "etsuran", "clinic"):

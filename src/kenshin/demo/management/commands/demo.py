@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from kenshin.accounts import services as accounts
-from kenshin.core import audit
+from kenshin.core import audit, clock
 from kenshin.linkage import services as linkage
 from kenshin.programs import services as programs
 from kenshin.residents import services as residents
@@ -79,6 +79,7 @@ class Command(BaseCommand):
             self.stdout.write(f"検診事業の定義 {fiscal_year}年度: {outcome}")
         self._exam_history(options["seed"])
         self._rosters()
+        self._vouchers()
         self.stdout.write("")
         for code, name in DEMO_INSTITUTIONS:
             accounts.ensure_institution(code, name)
@@ -140,6 +141,20 @@ class Command(BaseCommand):
         reports = residents.import_feed_files(paths, stdout=self.stdout, actor="demo")
         if any(r.errors for r in reports):
             raise CommandError("デモの街の取り込みに失敗しました")
+
+    def _vouchers(self) -> None:
+        """FY2026 受診券 for everyone eligible (one per person, every programme), once — so the
+        entry of paper 受診票 can find people by number, as a city's staff do."""
+        if screening.voucher_count(2026):
+            self.stdout.write("令和8年度の受診券は発行済みです。")
+            return
+        with clock.frozen(date(2026, 4, 1)):
+            issued = screening.issue_vouchers(
+                audit.Actor.system("demo"), 2026, screening.eligible_atena_nos(2026)
+            )
+        self.stdout.write(
+            f"令和8年度の受診券 {len(issued):,} 枚を発行しました（番号は受診台帳に出ます）。"
+        )
 
     def _rosters(self) -> None:
         """The FY2025 and FY2026 rosters (対象者名簿), built once so the pages have data."""
