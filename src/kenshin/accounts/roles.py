@@ -49,6 +49,9 @@ STANDARD_ROLES: list[dict] = [
             "screening.exclude",
             "screening.override",
             "screening.export_roster",
+            "screening.view_exams",
+            "screening.enter_result",
+            "screening.follow_up",
         ],
     },
     {
@@ -64,6 +67,9 @@ STANDARD_ROLES: list[dict] = [
             "screening.view_roster",
             "screening.exclude",
             "screening.override",
+            "screening.view_exams",
+            "screening.enter_result",
+            "screening.follow_up",
         ],
     },
     {
@@ -80,6 +86,9 @@ STANDARD_ROLES: list[dict] = [
             "screening.build_roster",
             "screening.exclude",
             "screening.export_roster",
+            "screening.view_exams",
+            "screening.enter_result",
+            "screening.follow_up",
         ],
     },
     {
@@ -91,6 +100,7 @@ STANDARD_ROLES: list[dict] = [
             "residents.view",
             "programs.view",
             "screening.view_roster",
+            "screening.view_exams",
         ],
     },
     {

@@ -502,8 +502,14 @@ def person_ref(session: Any, atena_no: str, purpose: str) -> str:
     return found
 
 
-def person_refs(session: Any, atena_nos: Iterable[str], purpose: str) -> dict[str, str]:
-    """:func:`person_ref` for a whole list at once (one pass over the session's references)."""
+def person_refs(
+    session: Any, atena_nos: Iterable[str], purpose: str, *, keep_purpose: bool = False
+) -> dict[str, str]:
+    """:func:`person_ref` for a whole list at once (one pass over the session's references).
+
+    ``keep_purpose``: a person who already has a reference keeps its purpose (a side list —
+    the forms a member of staff keyed — must not switch the purpose of a record they have open).
+    """
     refs = session.get(PERSON_REFS_SESSION_KEY, {})
     by_person = {_unpack_ref(v)[0]: ref for ref, v in refs.items()}
     out: dict[str, str] = {}
@@ -515,7 +521,8 @@ def person_refs(session: Any, atena_nos: Iterable[str], purpose: str) -> dict[st
                 by_person.pop(_unpack_ref(refs.pop(dropped))[0], None)
             ref = secrets.token_urlsafe(9)
             by_person[atena_no] = ref
-        refs[ref] = [atena_no, purpose]
+        if not (keep_purpose and ref in refs):
+            refs[ref] = [atena_no, purpose]
         out[atena_no] = ref
     session[PERSON_REFS_SESSION_KEY] = refs
     return out

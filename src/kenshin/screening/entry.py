@@ -27,6 +27,7 @@ from django.db import transaction
 from kenshin.core import audit, clock
 from kenshin.core.fiscal import fiscal_year_of
 from kenshin.core.purposes import Purpose
+from kenshin.core.text import normalize_digits
 from kenshin.programs import services as programs
 from kenshin.residents import services as residents
 from kenshin.screening import exam_actions, vouchers
@@ -118,12 +119,14 @@ def find_people(
                 note = f"この受診券は{voucher.fiscal_year}年度のものです"
             found.append((voucher.atena_no, "受診券番号", note))
         else:
+            # A coupon is valid to 31 March; a March form is often keyed in April, so the
+            # previous fiscal year's coupons are looked up too.
             fy = fiscal_year_of(exam_date or clock.today())
             coupon = (
                 RosterEntry.objects.filter(
-                    municipality_code=settings.MUNICIPALITY_CODE, fiscal_year=fy,
-                    coupon_no=number,
-                ).values_list("atena_no", flat=True).first()
+                    municipality_code=settings.MUNICIPALITY_CODE, fiscal_year__in=(fy, fy - 1),
+                    coupon_no__in={number, normalize_digits(number).upper()},
+                ).order_by("-fiscal_year").values_list("atena_no", flat=True).first()
             )  # fmt: skip
             if coupon is not None:
                 found.append((coupon, "クーポン番号", ""))
@@ -175,9 +178,14 @@ def _pass_for(batch: EntryBatch, who: str) -> int:
 
 
 def _open_batch(batch_id: int) -> EntryBatch:
-    batch = EntryBatch.objects.filter(
-        pk=batch_id, municipality_code=settings.MUNICIPALITY_CODE
-    ).first()
+    # Locked for the transaction: a double click on 登録 or two staff saving the first form
+    # at once are taken one after the other, so a batch is recorded once and pass 1 has one
+    # keyer.
+    batch = (
+        EntryBatch.objects.select_for_update()
+        .filter(pk=batch_id, municipality_code=settings.MUNICIPALITY_CODE)
+        .first()
+    )
     if batch is None:
         raise EntryError("この束はありません")
     if batch.status != EntryBatch.Status.OPEN:
@@ -304,15 +312,15 @@ def commit_batch(actor: Any, batch_id: int) -> int:
             )
         first = [i for i in items if i.pass_no == 1]
         second = {i.seq: i for i in items if i.pass_no == 2}
+        keyers_1 = {i.keyed_by for i in first}
+        keyers_2 = {i.keyed_by for i in second.values()}
+        if keyers_1 & keyers_2:
+            raise EntryError("1 回目と 2 回目は別の職員が入力します（同じ職員の入力があります）")
         for item in first:
-            exam, _ = exam_actions.record_exam(actor, ExamInput(
-                atena_no=item.atena_no, method=batch.method, exam_date=item.exam_date,
-                setting=batch.setting, institution_code=batch.institution_code,
-                results=item.results, voucher_no=item.voucher_no, coupon_no=item.coupon_no,
-                place=item.place, smoking_index=item.smoking_index,
-                hpv_follow_up=item.hpv_follow_up, complication=item.complication,
-                billing_month=batch.billing_month,
-            ))  # fmt: skip
+            try:
+                exam = _record_item(actor, batch, item)
+            except ExamRecordError as exc:
+                raise EntryError(f"No.{item.seq}: {exc}") from exc
             EntryItem.objects.filter(pk__in=[item.pk, second[item.seq].pk]).update(exam=exam)
         batch.status = EntryBatch.Status.COMMITTED
         batch.committed_by, batch.committed_at = _name(actor), clock.now()
@@ -320,3 +328,25 @@ def commit_batch(actor: Any, batch_id: int) -> int:
         audit.record(audit.Event.UPDATE, actor, audit.Subject("entry_batch", str(batch.pk)),
                      function=ENTER_RESULT, action="commit", rows=len(first))  # fmt: skip
     return len(first)
+
+
+def _record_item(actor: Any, batch: EntryBatch, item: EntryItem) -> Any:
+    exam, _ = exam_actions.record_exam(actor, ExamInput(
+        atena_no=item.atena_no, method=batch.method, exam_date=item.exam_date,
+        setting=batch.setting, institution_code=batch.institution_code,
+        results=item.results, voucher_no=item.voucher_no, coupon_no=item.coupon_no,
+        place=item.place, smoking_index=item.smoking_index,
+        hpv_follow_up=item.hpv_follow_up, complication=item.complication,
+        billing_month=batch.billing_month,
+    ))  # fmt: skip
+    return exam
+
+
+def record_listed(actor: Any, atena_nos: list[str], purpose: str = Purpose.RESULT_ENTRY) -> None:
+    """Record each person a batch page lists (the forms keyed), as any list of people is."""
+    if not atena_nos:
+        return
+    with transaction.atomic():
+        for atena_no in dict.fromkeys(atena_nos):
+            audit.record(audit.Event.SEARCH, actor, audit.Subject.resident(atena_no), purpose,
+                         function=ENTER_RESULT, listed="entry_batch")  # fmt: skip

@@ -55,6 +55,8 @@ def _month(text: str) -> date | None:
                 "請求月は 2026-11 や 令和8年11月 のように入れてください"
             ) from None
     year, month = int(found[1]), int(found[2])
+    if not 1900 <= year <= 2100:
+        raise forms.ValidationError("請求月の年を見直してください（例: 2026-11）")
     if not 1 <= month <= 12:
         raise forms.ValidationError("請求月の月は 1〜12 です")
     return date(year, month, 1)
@@ -113,7 +115,7 @@ class FindForm(forms.Form):
 class ResultForm(forms.Form):
     """Step 2: the date and the result of the exam, in the method's vocabulary only."""
 
-    seq = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    seq = forms.IntegerField(label="通し番号", min_value=1, max_value=99999)
     ref = forms.CharField(widget=forms.HiddenInput, max_length=40)
     voucher_no = forms.CharField(widget=forms.HiddenInput, required=False, max_length=20)
     coupon_no = forms.CharField(widget=forms.HiddenInput, required=False, max_length=16)

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -37,6 +38,7 @@ from kenshin.screening.models import EntryBatch, RosterEntry
 from kenshin.screening.permissions import ENTER_RESULT, FOLLOW_UP, VIEW_EXAMS
 
 NOT_FOUND = "受診台帳は住民の画面かワークリストから開いてください"
+SHOWN_ITEMS = 30  # the latest forms of a batch listed under the entry form
 
 
 # ------------------------------------------------------------------------------ home, worklists
@@ -139,17 +141,21 @@ def _method_name(method: str) -> str:
 def _batch_context(request: HttpRequest, batch: EntryBatch) -> dict[str, Any]:
     pass_no = entry.pass_of(batch, request)
     items = list(batch.items.order_by("seq", "pass_no"))
-    shown = [i for i in items if i.pass_no == (pass_no or 1)]
+    mine = [i for i in items if i.pass_no == (pass_no or 1)]
+    shown = mine[-SHOWN_ITEMS:]
     names = residents.names_of(i.atena_no for i in shown)
-    # The staff who keyed the forms may open each person's ledger from here (結果登録).
+    # The staff who keyed the forms may open each person's ledger from here (結果登録); a
+    # reference they already hold keeps its purpose. Each person listed is recorded.
     refs = residents.person_refs(request.session, [i.atena_no for i in shown],
-                                 Purpose.RESULT_ENTRY)  # fmt: skip
+                                 Purpose.RESULT_ENTRY, keep_purpose=True)  # fmt: skip
+    entry.record_listed(request, [i.atena_no for i in shown])
     return {
         "batch": batch,
         "method_name": _method_name(batch.method),
         "pass_no": pass_no,
         "items": [(i, names.get(i.atena_no), refs[i.atena_no]) for i in shown],
         "keyed": {p: sum(1 for i in items if i.pass_no == p) for p in (1, 2)},
+        "hidden_items": len(mine) - len(shown),
         "differences": entry.differences(batch) if batch.double_entry else [],
     }
 
@@ -192,8 +198,10 @@ def key(request: HttpRequest, batch_id: int) -> HttpResponse:
     elif request.method == "POST" and request.POST.get("step") == "choose":
         ref = request.POST.get("ref", "")
         found = residents.person_of_ref(request.session, ref)
-        if found:
-            people = [p for p in _people_from_refs(request, [ref])]
+        if not found:
+            find.add_error(None, "受診者をもう一度探してください（画面の有効期限が切れました）")
+        else:
+            people = _people_from_refs(request, [ref])
             context["candidates"] = _candidates(request, people, batch)
             person = context["candidates"][0] if context["candidates"] else None
             result = _result_form(batch, initial={"seq": request.POST.get("seq"), "ref": ref})
@@ -346,7 +354,7 @@ def _ledger_page(request: HttpRequest, ref: str, atena_no: str, purpose: str,
             line.forms = (case_form, report_form)
     return render(request, "screening/exams/ledger.html", {
         "ref": ref, "book": book, "purpose_label": purpose_label(purpose),
-        "can_edit": can_edit, "flagged": atena_no in residents.flagged_atena_nos(),
+        "can_edit": can_edit, "flagged": bool(residents.flags_of(atena_no)),
     })  # fmt: skip
 
 
@@ -408,6 +416,8 @@ def _after_case_error(request, ref, atena_no, purpose, key, form, exc=None):
 @require_POST
 def case_update(request: HttpRequest, ref: str) -> HttpResponse:
     """Change a case (紹介先, 連絡票, 状況調査, 追跡調査) under the optimistic lock."""
+    if not request.user.has_perm(VIEW_EXAMS):  # the answer shows the ledger
+        raise PermissionDenied(VIEW_EXAMS)
     atena_no, purpose = _person_or_404(request, ref)
     if not purpose:
         return redirect("exams:ledger", ref=ref)
@@ -445,6 +455,8 @@ def case_update(request: HttpRequest, ref: str) -> HttpResponse:
 @require_POST
 def case_report(request: HttpRequest, ref: str) -> HttpResponse:
     """Add a 精検 report (連絡票 or the person's account); the status is re-derived."""
+    if not request.user.has_perm(VIEW_EXAMS):  # the answer shows the ledger
+        raise PermissionDenied(VIEW_EXAMS)
     atena_no, purpose = _person_or_404(request, ref)
     if not purpose:
         return redirect("exams:ledger", ref=ref)

@@ -40,6 +40,7 @@ def is_well_formed(number: str) -> bool:
     """Ten digits whose last is the Luhn check digit of the rest."""
     return (
         len(number) == 3 + SERIAL_DIGITS
+        and number.isascii()  # "²" is a digit to str.isdigit
         and number.isdigit()
         and (luhn_digit(number[:-1]) == number[-1])
     )

@@ -19,7 +19,7 @@ from kenshin.core import audit, clock
 from kenshin.programs import services as programs
 from kenshin.screening import entry, services, vouchers
 from kenshin.screening import exam_actions as ea
-from kenshin.screening.models import EntryBatch, Exam, FollowUpCase
+from kenshin.screening.models import EntryBatch, EntryItem, Exam, FollowUpCase
 from kenshin.screening.tests.town import KEN, TARO, import_town
 
 pytestmark = pytest.mark.django_db
@@ -344,3 +344,53 @@ def test_a_settled_case_offers_its_forms_only_when_asked(taro_case, staff):
     assert f'href="?case={c}#case-{c}"' in page
     asked = a.get(url, {"case": c}).content.decode()
     assert f'name="c{c}-version"' in asked and f'name="r{c}-version"' in asked
+
+
+def test_a_double_entry_batch_is_recorded_once_and_never_with_one_keyer_on_both_passes(town, staff):
+    first, second = staff("jimu", "jimu1"), staff("jimu", "jimu2")
+    batch = new_batch(first, double=True)
+    for client in (first, second):
+        key_one(client, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+                results={"day1": "negative", "day2": "negative"})  # fmt: skip
+    # A forged state: the first keyer's form in pass 2 as well (as a race could leave it).
+    extra = EntryItem.objects.get(batch=batch, pass_no=1, seq=1)
+    extra.pk, extra.pass_no, extra.seq = None, 2, 2
+    extra.save()
+    again = EntryItem.objects.get(batch=batch, pass_no=1, seq=1)
+    again.pk, again.seq = None, 2
+    again.save()
+    with pytest.raises(entry.EntryError, match="別の職員"):
+        entry.commit_batch(second.user, batch.pk)
+    EntryItem.objects.filter(batch=batch, seq=2).delete()
+    assert entry.commit_batch(second.user, batch.pk) == 1
+    with pytest.raises(entry.EntryError, match="登録済み"):
+        entry.commit_batch(second.user, batch.pk)  # a second click records nothing more
+    assert keyed().count() == 1
+
+
+def test_recording_a_batch_whose_form_no_longer_passes_says_which_form(town, staff):
+    first, second = staff("jimu", "jimu1"), staff("jimu", "jimu2")
+    batch = new_batch(first, double=True)
+    for client in (first, second):
+        key_one(client, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+                results={"day1": "negative", "day2": "negative"})  # fmt: skip
+    EntryItem.objects.filter(batch=batch).update(atena_no="1999999999")  # no such resident
+    page = second.post(reverse("exams:batch", args=[batch.pk]), follow=True).content.decode()
+    assert "No.1: この宛名番号の住民記録がありません" in page
+    assert keyed().count() == 0 and EntryBatch.objects.get(pk=batch.pk).status == "open"
+
+
+def test_the_batch_page_records_the_people_it_lists_and_keeps_their_purpose(taro_case, staff):
+    jimu = staff("jimu")
+    batch = new_batch(jimu)
+    key_one(jimu, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+            results={"day1": "negative", "day2": "negative"})  # fmt: skip
+    # Then the ledger opened for the follow-up: listing the batch must not switch its purpose.
+    ref = _ledger(jimu, TARO.atena_no, purpose="follow_up")
+    before = AuditEvent.objects.filter(subject_ref=TARO.atena_no, event="search").count()
+    jimu.get(reverse("exams:batch", args=[batch.pk]))
+    after = AuditEvent.objects.filter(subject_ref=TARO.atena_no, event="search").count()
+    assert after == before + 1
+    from kenshin.residents import services as residents
+
+    assert residents.person_of_ref(jimu.session, ref) == (TARO.atena_no, "follow_up")

@@ -37,3 +37,8 @@ def test_issued_numbers_run_on_and_are_found_with_full_width_digits():
     assert vouchers.find_voucher(wide).atena_no == "1000000002"
     assert vouchers.find_voucher("2600000010") is None  # wrong check digit: not even looked up
     assert Voucher.objects.get(atena_no="1000000003").programme == "gastric"
+
+
+def test_a_superscript_digit_is_not_a_digit_of_a_voucher_number():
+    number = vouchers.voucher_no(2026, 7)
+    assert not vouchers.is_well_formed(number[:-1] + "²")
