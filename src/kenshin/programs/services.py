@@ -16,6 +16,7 @@ from django.db import transaction
 from kenshin.core import clock
 from kenshin.programs import actions
 from kenshin.programs.catalogue import (
+    EXEMPTIONS,
     Catalogue,
     CatalogueError,
     Change,
@@ -28,6 +29,7 @@ from kenshin.programs.catalogue import (
     to_toml,
 )
 from kenshin.programs.models import CatalogueVersion
+from kenshin.programs.rules import REASONS
 from kenshin.programs.vocabularies import (
     MethodResults,
     ResultProblem,
@@ -40,6 +42,8 @@ from kenshin.programs.vocabularies import (
 )
 
 __all__ = [
+    "EXEMPTIONS",
+    "REASONS",
     "Catalogue",
     "CatalogueError",
     "CatalogueMissing",

@@ -29,7 +29,6 @@ from kenshin.core.permissions import requires
 from kenshin.core.purposes import Purpose
 from kenshin.core.purposes import label as purpose_label
 from kenshin.programs import services as programs
-from kenshin.programs.rules import REASONS
 from kenshin.residents import services as residents
 from kenshin.screening import entry, exam_actions, ledger, worklists
 from kenshin.screening.exam_forms import BatchForm, CaseForm, FindForm, ReportForm, ResultForm
@@ -292,7 +291,7 @@ def _candidates(request: HttpRequest, people: list[entry.Candidate],
             line = "名簿にありません"
         else:
             verdict = "対象" if r["eligible"] else "対象外"
-            line = f"{verdict}（{REASONS.get(r['reason'], r['reason'])}）"
+            line = f"{verdict}（{programs.REASONS.get(r['reason'], r['reason'])}）"
         out.append({"p": p, "ref": refs[p.atena_no], "roster": line,
                     "warn": r is None or not r["eligible"]})  # fmt: skip
     return out

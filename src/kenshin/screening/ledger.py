@@ -19,8 +19,6 @@ from django.conf import settings
 
 from kenshin.core import audit
 from kenshin.programs import services as programs
-from kenshin.programs.catalogue import EXEMPTIONS
-from kenshin.programs.rules import REASONS
 from kenshin.residents import services as residents
 from kenshin.screening import vouchers
 from kenshin.screening.models import (
@@ -214,9 +212,9 @@ def person_ledger(atena_no: str) -> Ledger | None:
             RosterLine(
                 method_name=method_names.get(r["method"], (r["programme"], r["method"]))[1],
                 eligible=r["eligible"],
-                reason_label=REASONS.get(r["reason"], r["reason"]),
+                reason_label=programs.REASONS.get(r["reason"], r["reason"]),
                 exclusion_label=_EXCLUSION.get(r["exclusion"], ""),
-                exemption_label=EXEMPTIONS.get(r["exemption"], r["exemption"]),
+                exemption_label=programs.EXEMPTIONS.get(r["exemption"], r["exemption"]),
                 coupon_no=r["coupon_no"],
             )
         )
