@@ -42,11 +42,13 @@ def child_env(db: str) -> dict[str, str]:
     return env
 
 
-def run_child(script: str, db: str, *args: str) -> dict:
-    """Run `script --child ARGS` against `db` in a fresh process; return its last JSON line."""
+def run_child(script: str, db: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Run `script --child ARGS` against `db` in a fresh process; return its last JSON line.
+
+    ``env``: the child's environment when the script keeps its own databases (ledger.py)."""
     proc = subprocess.run(
         [sys.executable, script, "--child", *args],
-        env=child_env(db),
+        env=env if env is not None else child_env(db),
         capture_output=True,
         text=True,
         check=False,

@@ -43,7 +43,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -724,16 +723,7 @@ def _env(db: str) -> dict[str, str]:
 
 
 def _child(db: str, *args: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", *args],
-        env=_env(db),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(proc.stdout + proc.stderr)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _common.run_child(__file__, db, *args, env=_env(db))
 
 
 def _pg_databases(drop: bool) -> None:

@@ -5,7 +5,6 @@ its result and the open 精密検査. Runs Debian's chromium through Playwright 
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import date
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from kenshin.accounts.testing import current_code, make_user
+from kenshin.accounts.testing import make_user
 from kenshin.core import audit, clock
 from kenshin.core.fiscal import fy_end_age
 from kenshin.demo.city import generate_city
@@ -21,11 +20,8 @@ from kenshin.programs import services as programs
 from kenshin.residents import services as residents
 from kenshin.screening import vouchers
 from kenshin.screening.models import Exam, FollowUpCase
+from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, PASSWORD, sign_in
 
-CHROMIUM = os.environ.get("KENSHIN_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-PASSWORD = "e2e-correct-horse-battery"  # a throwaway test account
 ATENA = re.compile(r"\d{10}")
 FORMS = 20
 EXAM_DAY = "令和8年11月2日"  # 2026-11-02, before the frozen today of the page
@@ -63,11 +59,7 @@ def test_staff_key_twenty_paper_forms_and_read_the_ledger(live_server, settings,
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="ja-JP")
         page.goto(f"{live_server.url}/exams/")
-        page.get_by_label("利用者ID").fill("jimu")
-        page.get_by_label("パスワード").fill(PASSWORD)
-        page.get_by_role("button", name="ログイン").click()
-        page.get_by_label("確認コード").fill(current_code(device))
-        page.get_by_role("button", name="確認").click()
+        sign_in(page, "jimu", device)
 
         page.get_by_role("link", name="検診結果・精検").first.click()
         page.get_by_role("link", name="受診票の束を作って入力する").click()

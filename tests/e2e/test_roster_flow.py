@@ -4,7 +4,6 @@ Runs Debian's chromium through Playwright (scripts/test installs it)."""
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import date
 from pathlib import Path
@@ -12,17 +11,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from kenshin.accounts.testing import current_code, make_user
+from kenshin.accounts.testing import make_user
 from kenshin.core import clock
 from kenshin.demo.city import generate_city
 from kenshin.programs import services as programs
 from kenshin.residents import services as residents
 from kenshin.screening import services as screening
+from tests.e2e.browser import CHROMIUM, LAUNCH_ARGS, PASSWORD, sign_in
 
-CHROMIUM = os.environ.get("KENSHIN_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-PASSWORD = "e2e-correct-horse-battery"  # a throwaway test account
 ATENA = re.compile(r"\d{10}")
 
 
@@ -55,11 +51,7 @@ def test_staff_open_the_table_a_list_and_one_persons_decisions(
         browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="ja-JP")
         page.goto(f"{live_server.url}/roster/")
-        page.get_by_label("利用者ID").fill("jimu")
-        page.get_by_label("パスワード").fill(PASSWORD)
-        page.get_by_role("button", name="ログイン").click()
-        page.get_by_label("確認コード").fill(current_code(device))
-        page.get_by_role("button", name="確認").click()
+        sign_in(page, "jimu", device)
 
         page.get_by_role("link", name="対象者名簿").first.click()
         page.goto(f"{live_server.url}/roster/2025/")

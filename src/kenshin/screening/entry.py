@@ -67,6 +67,13 @@ class Candidate:
     note: str = ""  # e.g. the voucher is for another programme
 
 
+def candidate_of(record: Any, found_by: str, note: str = "") -> Candidate:
+    """A register record (residents' ResidentRecord) as the confirmation card shows it."""
+    r = record
+    return Candidate(r.atena_no, r.name, r.name_kana, r.sex_label, r.birth_date,
+                     f"{r.address}{r.address_annex}", r.status_label, found_by, note)  # fmt: skip
+
+
 def _name(actor: Any) -> str:
     return audit.actor_of(actor).username
 
@@ -149,9 +156,7 @@ def find_people(
         r = residents.get_resident(atena_no)
         if r is None:
             continue
-        address = f"{r.address}{r.address_annex}"
-        people.append(Candidate(r.atena_no, r.name, r.name_kana, r.sex_label, r.birth_date,
-                                address, r.status_label, how, note))  # fmt: skip
+        people.append(candidate_of(r, how, note))
     with transaction.atomic():
         audit.record(audit.Event.SEARCH, actor, None, purpose, function=ENTER_RESULT,
                      by="number" if number else "kana_birth", shown=len(people))  # fmt: skip

@@ -265,9 +265,7 @@ def _people_from_refs(request: HttpRequest, refs: list[str]) -> list[entry.Candi
         found = residents.person_of_ref(request.session, ref)
         r = residents.get_resident(found[0]) if found else None
         if r is not None:
-            out.append(entry.Candidate(r.atena_no, r.name, r.name_kana, r.sex_label,
-                                       r.birth_date, f"{r.address}{r.address_annex}",
-                                       r.status_label, "選択"))  # fmt: skip
+            out.append(entry.candidate_of(r, "選択"))
     return out
 
 
@@ -411,10 +409,9 @@ def _after_case_error(request, ref, atena_no, purpose, key, form, exc=None):
     return _ledger_page(request, ref, atena_no, purpose, errors={key: form})
 
 
-@requires(FOLLOW_UP)
-@require_POST
-def case_update(request: HttpRequest, ref: str) -> HttpResponse:
-    """Change a case (紹介先, 連絡票, 状況調査, 追跡調査) under the optimistic lock."""
+def _posted_case(request: HttpRequest, ref: str):
+    """(宛名番号, purpose, case) of a case form's POST — the person's own case only — or the
+    redirect to the ledger when the reference has no purpose yet."""
     if not request.user.has_perm(VIEW_EXAMS):  # the answer shows the ledger
         raise PermissionDenied(VIEW_EXAMS)
     atena_no, purpose = _person_or_404(request, ref)
@@ -427,6 +424,18 @@ def case_update(request: HttpRequest, ref: str) -> HttpResponse:
     case = ledger.case_of(atena_no, case_id)
     if case is None:
         raise Http404(NOT_FOUND)
+    return atena_no, purpose, case
+
+
+@requires(FOLLOW_UP)
+@require_POST
+def case_update(request: HttpRequest, ref: str) -> HttpResponse:
+    """Change a case (紹介先, 連絡票, 状況調査, 追跡調査) under the optimistic lock."""
+    found = _posted_case(request, ref)
+    if isinstance(found, HttpResponse):
+        return found
+    atena_no, purpose, case = found
+    case_id = case.pk
     form = CaseForm(request.POST, instance=case, prefix=f"c{case_id}")
     form.data = form.data.copy()
     form.data.setdefault(f"c{case_id}-case_id", str(case_id))
@@ -454,18 +463,11 @@ def case_update(request: HttpRequest, ref: str) -> HttpResponse:
 @require_POST
 def case_report(request: HttpRequest, ref: str) -> HttpResponse:
     """Add a 精検 report (連絡票 or the person's account); the status is re-derived."""
-    if not request.user.has_perm(VIEW_EXAMS):  # the answer shows the ledger
-        raise PermissionDenied(VIEW_EXAMS)
-    atena_no, purpose = _person_or_404(request, ref)
-    if not purpose:
-        return redirect("exams:ledger", ref=ref)
-    try:
-        case_id = int(request.POST.get("case_id", ""))
-    except ValueError:
-        raise Http404(NOT_FOUND) from None
-    case = ledger.case_of(atena_no, case_id)
-    if case is None:
-        raise Http404(NOT_FOUND)
+    found = _posted_case(request, ref)
+    if isinstance(found, HttpResponse):
+        return found
+    atena_no, purpose, case = found
+    case_id = case.pk
     spec = programs.seiken_of(case.programme)
     labels = programs.seiken_result_labels()
     form = ReportForm(
