@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "kenshin.linkage",
     "kenshin.programs",
     "kenshin.screening",
+    "kenshin.intake",
     "kenshin.web",
     "kenshin.demo",
 ]
@@ -329,6 +330,17 @@ EMAIL_BACKEND = os.environ.get(
     else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_FILE_PATH = VAR_DIR / "mail"
+
+# Result intake (issue 7; security.md IMP-01): uploaded files are kept outside the web root
+# under random names until committed or discarded; the limits refuse a file before any row.
+INTAKE_DIR = VAR_DIR / "intake"
+INTAKE_MAX_BYTES = int(os.environ.get("KENSHIN_INTAKE_MAX_BYTES", 100 * 1024 * 1024))
+INTAKE_MAX_ROWS = int(os.environ.get("KENSHIN_INTAKE_MAX_ROWS", 500_000))
+INTAKE_MAX_COLUMNS = 200
+INTAKE_MAX_XLSX_EXPANDED = 256 * 1024 * 1024
+INTAKE_MAX_ZIP_RATIO = 100
+# Above this many new or corrected rows, a second person approves before the commit.
+INTAKE_APPROVAL_ROWS = int(os.environ.get("KENSHIN_INTAKE_APPROVAL_ROWS", 1_000))
 EMAIL_HOST = os.environ.get("KENSHIN_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("KENSHIN_EMAIL_PORT", "25"))
 DEFAULT_FROM_EMAIL = os.environ.get("KENSHIN_EMAIL_FROM", "kenshin@localhost")

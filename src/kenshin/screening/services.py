@@ -15,20 +15,42 @@ from kenshin.screening.exam_history import (
     exam_count,
     record_exam_history,
 )
+from kenshin.screening.exam_lookup import (
+    RevisionRefused,
+    StoredExam,
+    VoucherRecord,
+    VoucherUse,
+    exams_on_record,
+    revise_exams,
+    voucher_uses,
+    vouchers_by_number,
+    would_need_seiken,
+)
 from kenshin.screening.models import RosterEntry, Voucher
+from kenshin.screening.vouchers import is_well_formed as voucher_is_well_formed
 from kenshin.screening.vouchers import issue_vouchers
 
 __all__ = [
     "BuildReport",
     "ExamFact",
     "FollowUpFact",
+    "RevisionRefused",
     "SeikenReportFact",
+    "StoredExam",
+    "VoucherRecord",
+    "VoucherUse",
     "build_roster",
     "eligible_atena_nos",
     "exam_count",
+    "exams_on_record",
     "issue_vouchers",
     "record_exam_history",
+    "revise_exams",
     "voucher_count",
+    "voucher_is_well_formed",
+    "voucher_uses",
+    "vouchers_by_number",
+    "would_need_seiken",
 ]
 
 

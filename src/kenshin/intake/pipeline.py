@@ -1,0 +1,459 @@
+"""The staged pipeline: a stored file → checked, matched, staged rows → committed exams.
+
+Why this shape (security.md IMP-03/04/05; ScreenIT's staged result sets): reading, checking and
+matching a clinic's file is separated from writing results. ``stage`` reads the file in chunks
+of rows, checks each row (``rules.check_row``), looks up in one query per chunk the vouchers,
+the register and the exams on record, decides each row's person (``rules.match_row``) and
+whether it is new, a correction (updated), already there (unchanged), wrong (error) or waiting
+for staff (quarantined), and writes the staged rows. ``commit`` then writes the new and
+corrected exams through screening's bulk path in one transaction with the batch's change of
+state: killed at any moment, the database is as it was before the commit, and a batch
+committed once cannot be committed again.
+
+Memory stays flat: only a chunk of rows is held at a time, plus one small key per valid row
+for the duplicate-in-file check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from kenshin.core import clock
+from kenshin.core.bulk import bulk_insert
+from kenshin.intake import rules
+from kenshin.intake.layout import SourceRow
+from kenshin.intake.models import BatchState, CommitMode, ImportBatch, RowStatus, StagedRow
+from kenshin.intake.readers import FileRefused, Profile, Source, open_file
+from kenshin.programs import services as programs
+from kenshin.residents import services as residents
+from kenshin.screening import services as screening
+
+CHUNK = 10_000
+Progress = Callable[[str, int, int], None]  # stage text, done, total
+_ROW_FIELDS = ("batch", "row_no", "status", "atena_no", "method", "exam_id", "fact", "diff", "raw",
+               "problems", "flags", "candidates")  # fmt: skip
+
+
+class IntakeError(ValueError):
+    """The step was refused; the message (Japanese) says why and what to do."""
+
+
+# ------------------------------------------------------------------------------ context
+
+
+def _short(name: str) -> str:
+    return name.removesuffix("検診")
+
+
+def build_context(fiscal_year: int) -> rules.Context:
+    """The year's methods as the row checks need them (codes and names both accepted)."""
+    try:
+        catalogue = programs.catalogue(fiscal_year)
+    except programs.CatalogueMissing as exc:
+        raise IntakeError(f"{fiscal_year}年度の検診事業の定義がありません") from exc
+    methods: dict[str, rules.MethodRule] = {}
+    programmes: dict[str, str] = {}
+    for programme in catalogue.programmes:
+        for alias in (programme.code, programme.name, _short(programme.name)):
+            programmes[alias] = programme.code
+        seiken = programs.seiken_of(programme.code)
+        for method in programme.methods:
+            spec = programs.results_of(method.code)
+            if spec is None:
+                continue
+            values = {
+                item.code: {
+                    alias: v.code for v in item.vocabulary.values for alias in (v.code, v.label)
+                }
+                for item in spec.items
+            }
+            rule = rules.MethodRule(
+                code=method.code, name=method.name, programme=programme.code,
+                programme_name=programme.name, sex=method.sex, min_age=method.min_age,
+                settings=tuple(method.settings), items=tuple(i.code for i in spec.items),
+                required=frozenset(i.code for i in spec.items if i.required), values=values,
+                triage=spec.rule == "triage",
+                seiken_methods=frozenset(m.code for m in seiken.methods) if seiken else frozenset(),
+                seiken_results=frozenset(seiken.results) if seiken else frozenset(),
+            )  # fmt: skip
+            methods[method.code] = methods[method.name] = rule
+    max_text = {"place": 100, "complication": 200, "billing_category": 20,
+                "seiken_institution": 200, "name_kana": 100}  # fmt: skip
+    return rules.Context(fiscal_year, clock.today(), methods, programmes, max_text)
+
+
+# ------------------------------------------------------------------------------ staging
+
+
+@dataclass
+class StageCounts:
+    rows: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: int = 0
+    quarantined: int = 0
+    flagged: int = 0
+
+    def add(self, status: str) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Seen:
+    """What earlier chunks of the file left for the cross-row checks."""
+
+    exams: dict[tuple[str, str, date | None, bool], int] = field(default_factory=dict)
+    vouchers: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
+
+
+def _people(atena_nos: set[str]) -> dict[str, rules.PersonInfo]:
+    return {
+        a: rules.PersonInfo(a, p.birth_date, p.sex, p.name_kana)
+        for a, p in residents.names_of(atena_nos).items()
+    }
+
+
+def _voucher_info(v: screening.VoucherRecord) -> rules.VoucherInfo:
+    return rules.VoucherInfo(v.voucher_no, v.atena_no, v.fiscal_year, v.programme)
+
+
+def _problems(items: Sequence[rules.Problem]) -> list[dict[str, str]] | None:
+    return [p.as_dict() for p in items] or None
+
+
+def _stage_chunk(
+    batch: ImportBatch,
+    chunk: list[rules.CheckedRow],
+    seen: _Seen,
+    counts: StageCounts,
+) -> list[tuple[Any, ...]]:
+    """Match a chunk of checked rows and decide each one's status; return staged-row tuples."""
+    vouchers = screening.vouchers_by_number(r.voucher_no for r in chunk if r.voucher_no)
+    wanted = {r.atena_no for r in chunk if r.atena_no} | {v.atena_no for v in vouchers.values()}
+    people = _people(wanted)
+    matches = {
+        id(r): rules.match_row(
+            r,
+            _voucher_info(vouchers[r.voucher_no]) if r.voucher_no in vouchers else None,
+            people,
+            sender_institution=batch.sender_institution,
+        )
+        for r in chunk
+        if not r.problems
+    }
+    matched = {m.atena_no for m in matches.values() if m.atena_no}
+    stored = {
+        (e.atena_no, e.method, e.exam_date, e.hpv_follow_up): e
+        for e in screening.exams_on_record(matched, batch.fiscal_year)
+    }
+    uses: dict[str, list[screening.VoucherUse]] = {}
+    for use in screening.voucher_uses(r.voucher_no for r in chunk if r.voucher_no):
+        uses.setdefault(use.voucher_no, []).append(use)
+    out = []
+    for row in chunk:
+        match = matches.get(id(row))
+        status, atena, exam_id, fact, diff, reasons = _decide(row, match, people, stored, uses,
+                                                              seen)  # fmt: skip
+        counts.add(status)
+        counts.rows += 1
+        if row.flags:
+            counts.flagged += 1
+        keep_raw = status in (RowStatus.ERROR, RowStatus.QUARANTINED) or bool(row.flags)
+        if status == RowStatus.QUARANTINED:
+            fact = {"cells": row.source.cells}
+        out.append((
+            batch.pk, row.source.row_no, status, atena or "", row.method.code if row.method else "",
+            exam_id, fact, diff, row.source.raw if keep_raw else None,
+            _problems(reasons), _problems(row.flags),
+            list(match.candidates) if match and status == RowStatus.QUARANTINED else None,
+        ))  # fmt: skip
+    return out
+
+
+def _decide(
+    row: rules.CheckedRow,
+    match: rules.Match | None,
+    people: dict[str, rules.PersonInfo],
+    stored: dict[tuple[str, str, date | None, bool], screening.StoredExam],
+    uses: dict[str, list[screening.VoucherUse]],
+    seen: _Seen,
+) -> tuple[str, str, int | None, Any, Any, list[rules.Problem]]:
+    if row.problems:
+        return RowStatus.ERROR, "", None, None, None, row.problems
+    assert match is not None and row.method is not None  # nosec B101 - checked rows are matched
+    if match.atena_no is None:
+        return RowStatus.QUARANTINED, "", None, None, None, list(match.reasons)
+    atena = match.atena_no
+    key = row.key(atena)
+    earlier = seen.exams.get(key)
+    if earlier is not None:
+        problem = rules.Problem(
+            "exam_date",
+            row.source.cells.get("exam_date", ""),
+            f"同じ受診（同じ人・検査方法・受診日）が {earlier} 行目にもあります",
+        )
+        return RowStatus.ERROR, "", None, None, None, [problem]  # fmt: skip
+    reasons = _voucher_reasons(row, atena, key, uses, seen)
+    if reasons:
+        return RowStatus.QUARANTINED, "", None, None, None, reasons
+    if row.seiken and not screening.would_need_seiken(
+        row.method.code, row.results, follow_up=row.hpv_follow_up
+    ):
+        problem = rules.Problem("seiken_result", row.source.cells.get("seiken_result", ""),
+                                "要精検でない受診に精密検査の記録があります")  # fmt: skip
+        return RowStatus.ERROR, "", None, None, None, [problem]
+    seen.exams[key] = row.source.row_no
+    if row.voucher_no:
+        seen.vouchers[(row.voucher_no, row.method.programme)] = (
+            atena,
+            row.institution_code,
+            row.source.row_no,
+        )
+    fact = rules.fact_of(row, atena, people[atena].birth_date)
+    on_record = stored.get(key)
+    if on_record is None:
+        return RowStatus.NEW, atena, None, fact, None, []
+    diff = rules.diff_of(fact, on_record.values)
+    if not diff:
+        return RowStatus.UNCHANGED, atena, on_record.exam_id, None, None, []
+    if on_record.has_case and not screening.would_need_seiken(
+        row.method.code, row.results, follow_up=row.hpv_follow_up
+    ):
+        problem = rules.Problem("", "", "精密検査を追跡中の受診を要精検でなくする訂正です。"
+                                        "受診台帳から訂正してください")  # fmt: skip
+        return RowStatus.ERROR, "", None, None, None, [problem]
+    return RowStatus.UPDATED, atena, on_record.exam_id, fact, diff, []
+
+
+def _voucher_reasons(
+    row: rules.CheckedRow,
+    atena: str,
+    key: tuple[str, str, date | None, bool],
+    uses: dict[str, list[screening.VoucherUse]],
+    seen: _Seen,
+) -> list[rules.Problem]:
+    """A voucher is one person's, for one exam of its programme in its year: a voucher used by
+    someone else, or at another clinic on another day, is a sign of a mix-up."""
+    if not row.voucher_no or row.method is None:
+        return []
+    out = []
+    for use in uses.get(row.voucher_no, []):
+        same_exam = (use.atena_no, use.exam_date) == (atena, row.exam_date)
+        if use.atena_no != atena:
+            out.append(rules.Problem("voucher_no", row.voucher_no,
+                                     "この受診券番号は別の人の受診で使われています"))  # fmt: skip
+        elif (
+            use.programme == row.method.programme
+            and not same_exam
+            and (use.institution_code != row.institution_code)
+        ):
+            out.append(rules.Problem("voucher_no", row.voucher_no,
+                                     f"この受診券は別の医療機関の受診（{use.exam_date}）で"
+                                     "使われています"))  # fmt: skip
+    earlier = seen.vouchers.get((row.voucher_no, row.method.programme))
+    if earlier is not None and earlier[1] != row.institution_code:
+        out.append(rules.Problem("voucher_no", row.voucher_no,
+                                 f"同じ受診券が {earlier[2]} 行目の別の医療機関の受診にも"
+                                 "使われています"))  # fmt: skip
+    return out[:1] if out else []
+
+
+def _checked(source: Source, ctx: rules.Context) -> Iterator[rules.CheckedRow]:
+    for src in source.rows:
+        yield rules.check_row(src, ctx)
+
+
+def stage(batch: ImportBatch, path: Any, profile: Profile | None,
+          progress: Progress | None = None) -> StageCounts:  # fmt: skip
+    """Read, check and match the batch's file into staged rows (replacing earlier ones).
+
+    Raises :class:`FileRefused` for a file that cannot be read as a whole; nothing is staged.
+    """
+    ctx = build_context(batch.fiscal_year)
+    counts = StageCounts()
+    seen = _Seen()
+    with transaction.atomic():
+        StagedRow.objects.filter(batch=batch).delete()
+        source = open_file(path, profile)
+        batch.kind, batch.encoding = source.kind, source.facts.encoding
+        batch.header, batch.columns = source.header, source.columns
+        label = "ファイルを読み、確認・照合しています"
+        rows = _checked(source, ctx)
+        while chunk := list(islice(rows, CHUNK)):
+            bulk_insert(StagedRow, _ROW_FIELDS, _jsonable(_stage_chunk(batch, chunk, seen, counts)))
+            if progress is not None:
+                progress(label, source.position(), source.total)
+        if counts.rows == 0:
+            raise FileRefused("データの行がありません（見出しの行だけです）")
+        notes = []
+        if source.ignored:
+            notes.append("読まなかった列: " + "、".join(source.ignored[:20]))
+        batch.counts = counts.as_dict()
+        batch.state = BatchState.STAGED
+        batch.staged_at = clock.now()
+        batch.message = "。".join(notes)
+        batch.save()
+    return counts
+
+
+def _jsonable(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    """JSON columns as text for the bulk writer (COPY and executemany take no dicts)."""
+    import json
+
+    json_at = [i for i, name in enumerate(_ROW_FIELDS) if name in
+               ("fact", "diff", "raw", "problems", "flags", "candidates")]  # fmt: skip
+    for row in rows:
+        values = list(row)
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = json.dumps(values[i], ensure_ascii=False, default=str)
+        yield tuple(values)
+
+
+# ------------------------------------------------------------------------------ commit
+
+
+def _exam_fact(fact: dict[str, Any], by: str) -> screening.ExamFact:
+    seiken = fact.get("seiken")
+    follow_up = None
+    if seiken and (seiken.get("result") or seiken.get("exam_date")):
+        report = screening.SeikenReportFact(
+            from_institution=True,
+            exam_date=date.fromisoformat(seiken["exam_date"]) if seiken["exam_date"] else None,
+            institution=seiken.get("institution", ""),
+            method=seiken.get("method", ""),
+            result=seiken.get("result", ""),
+        )
+        follow_up = screening.FollowUpFact(reports=(report,))
+    month = fact.get("billing_month")
+    return screening.ExamFact(
+        atena_no=fact["atena_no"], programme=fact["programme"], method=fact["method"],
+        exam_date=date.fromisoformat(fact["exam_date"]), setting=fact["setting"],
+        institution_code=fact["institution_code"], smoking_index=fact["smoking_index"],
+        results=fact["results"], hpv_follow_up=fact["hpv_follow_up"],
+        voucher_no=fact["voucher_no"], coupon_no=fact["coupon_no"], place=fact["place"],
+        age_at_exam=fact["age_at_exam"], fy_end_age=fact["fy_end_age"],
+        complication=fact["complication"], billing_category=fact["billing_category"],
+        billing_month=date.fromisoformat(month) if month else None, recorded_by=by,
+        recorded_at=clock.now(), follow_up=follow_up,
+    )  # fmt: skip
+
+
+@dataclass
+class CommitCounts:
+    written: int = 0
+    revised: int = 0
+    already: int = 0  # new at staging, on record by the commit (another batch took them in)
+    left: int = 0  # rows not committed (errors, quarantine, rejected)
+
+
+def _new_facts(batch: ImportBatch, by: str, counts: CommitCounts,
+               progress: Progress | None, total: int) -> Iterator[screening.ExamFact]:  # fmt: skip
+    """The batch's new rows as exam facts, chunk by chunk, skipping any now on record."""
+    rows = (
+        StagedRow.objects.filter(batch=batch, status=RowStatus.NEW)
+        .order_by("row_no", "method")
+        .values_list("fact", flat=True)
+    )
+    done = 0
+    for start in range(0, total, CHUNK):
+        facts = list(rows[start : start + CHUNK])
+        on_record = {
+            (e.atena_no, e.method, e.exam_date.isoformat(), e.hpv_follow_up)
+            for e in screening.exams_on_record({f["atena_no"] for f in facts}, batch.fiscal_year)
+        }
+        for fact in facts:
+            key = (fact["atena_no"], fact["method"], fact["exam_date"], fact["hpv_follow_up"])
+            if key in on_record:
+                counts.already += 1
+                continue
+            yield _exam_fact(fact, by)
+        done += len(facts)
+        if progress is not None:
+            progress("受診記録を書き込んでいます", done, total)
+
+
+def needs_approval(batch: ImportBatch) -> bool:
+    """A batch above the configured size needs a second person's approval before commit."""
+    counts = batch.counts or {}
+    return counts.get("new", 0) + counts.get("updated", 0) > settings.INTAKE_APPROVAL_ROWS
+
+
+def commit(batch_id: int, actor: Any, mode: str, progress: Progress | None = None) -> CommitCounts:
+    """Write the batch's new and corrected exams — all of it or nothing — and mark it committed.
+
+    ``mode`` ALL refuses while any row is in error or waits in quarantine; VALID_ONLY commits
+    the rest and leaves those rows for the error file.
+    """
+    by = actor if isinstance(actor, str) else _name(actor)
+    counts = CommitCounts()
+    with transaction.atomic():
+        batch = ImportBatch.objects.select_for_update().get(
+            pk=batch_id, municipality_code=settings.MUNICIPALITY_CODE
+        )
+        if batch.state == BatchState.COMMITTED:
+            raise IntakeError("この取込はすでに確定しています（何も変わりません）")
+        if batch.state != BatchState.STAGED:
+            raise IntakeError(
+                f"確認が済んでいない取込は確定できません（状態: {batch.get_state_display()}）"
+            )
+        if needs_approval(batch) and not batch.approved_by:
+            raise IntakeError(
+                f"{settings.INTAKE_APPROVAL_ROWS:,} 件を超える取込は、"
+                "確定の前に別の職員の承認が必要です"
+            )
+        pending = StagedRow.objects.filter(
+            batch=batch, status__in=[RowStatus.ERROR, RowStatus.QUARANTINED]
+        ).count()
+        if mode == CommitMode.ALL and pending:
+            raise IntakeError(
+                f"エラーまたは照合保留の行が {pending:,} 行あります。直して送り直すか、"
+                "照合保留を解決するか、「正しい行だけ」を選んでください"
+            )
+        new_total = StagedRow.objects.filter(batch=batch, status=RowStatus.NEW).count()
+        try:
+            counts.written = screening.record_exam_history(
+                _new_facts(batch, by, counts, progress, new_total),
+                actor=actor, source=f"intake:{batch.pk}",
+            )  # fmt: skip
+        except ValueError as exc:  # a rule changed since staging: nothing is written
+            raise IntakeError(f"確定できませんでした（{exc}）。もう一度確認してください") from None
+        revisions = [
+            (r.exam_id, {k: r.fact.get(k) for k in r.diff})
+            for r in StagedRow.objects.filter(batch=batch, status=RowStatus.UPDATED)
+        ]
+        try:
+            counts.revised = screening.revise_exams(actor, revisions, source=f"intake:{batch.pk}")
+        except screening.RevisionRefused as exc:
+            raise IntakeError(str(exc)) from None
+        counts.left = (
+            pending + StagedRow.objects.filter(batch=batch, status=RowStatus.REJECTED).count()
+        )
+        batch.state = BatchState.COMMITTED
+        batch.commit_mode = mode
+        batch.committed_by = by
+        batch.committed_at = clock.now()
+        batch.counts = {**batch.counts, "written": counts.written, "revised": counts.revised,
+                        "already": counts.already, "left": counts.left}  # fmt: skip
+        batch.save()
+    return counts
+
+
+def _name(actor: Any) -> str:
+    from kenshin.core import audit
+
+    return audit.actor_of(actor).username
+
+
+__all__ = ["CHUNK", "IntakeError", "SourceRow", "build_context", "commit", "stage"]

@@ -1,0 +1,470 @@
+"""Pure rules of the intake: read a row's values, check them, decide whom a row is about.
+
+Why pure: these are the decisions that hurt when wrong (a result on the wrong resident, a
+wrong-year file taken in), so they are functions over plain values, tested table by table
+without a database. ``pipeline`` feeds them what the database knows (vouchers, the register,
+exams on record) and writes what they decide.
+
+Matching (IMP-05, security.md; the マイナ保険証 mislinks came from kana + birth date + sex):
+a row names its person by a hard key — the 受診券番号 issued for the programme and year, or
+the 宛名番号 — and the register must confirm it by 生年月日 and 性別. The kana name is a
+secondary check only: it can send a row to quarantine, never find a person. A row without a
+hard key is never matched automatically; every doubt goes to quarantine for staff.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from kenshin.core.fiscal import age_on, fiscal_year_of, fy_end_age
+from kenshin.core.text import kana_search_key, normalize_digits
+from kenshin.core.wareki import parse_date
+from kenshin.intake.layout import BY_KEY, FREE_TEXT, RESULT_KEYS, SourceRow
+
+FORMULA_START = ("=", "+", "-", "@")
+_DIGITS = re.compile(r"^[0-9]+$")
+_MONTH = re.compile(r"^(\d{4})[-/.年]?(\d{1,2})月?$")
+SEX = {"1": 1, "2": 2, "男": 1, "女": 2, "男性": 1, "女性": 2, "M": 1, "F": 2, "m": 1, "f": 2}
+SETTING = {"1": "individual", "2": "group", "個別": "individual", "集団": "group",
+           "individual": "individual", "group": "group"}  # fmt: skip
+FLAG = {"": False, "0": False, "1": True, "いいえ": False, "はい": True, "○": True}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one cell (or the row, column ''), in Japanese."""
+
+    column: str  # a layout key, '' for the row as a whole
+    value: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        header = BY_KEY[self.column].header if self.column in BY_KEY else ""
+        return {"column": header, "value": self.value[:200], "message": self.message}
+
+
+@dataclass(frozen=True)
+class MethodRule:
+    """What the row checks need of one method (from the year's catalogue and vocabularies)."""
+
+    code: str
+    name: str
+    programme: str
+    programme_name: str
+    sex: str  # any | male | female
+    min_age: int
+    settings: tuple[str, ...]
+    items: tuple[str, ...]  # item codes
+    required: frozenset[str]
+    values: Mapping[str, Mapping[str, str]]  # item → {code or label: code}
+    triage: bool  # HPV検査単独法: triage items needed when HPV positive
+    seiken_methods: frozenset[str]
+    seiken_results: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a row is checked against, built once per batch."""
+
+    fiscal_year: int  # the contract year of the file
+    today: date
+    methods: Mapping[str, MethodRule]  # alias (code or name) → rule
+    programmes: Mapping[str, str]  # alias (code or name) → code
+    max_text: Mapping[str, int]  # free-text column → max length
+
+
+@dataclass
+class CheckedRow:
+    """A row's values after reading, with what is wrong (problems) and what to look at (flags)."""
+
+    source: SourceRow
+    voucher_no: str = ""
+    atena_no: str = ""
+    name_kana: str = ""
+    birth_date: date | None = None
+    sex: int | None = None
+    exam_date: date | None = None
+    institution_code: str = ""
+    setting: str = ""
+    place: str = ""
+    method: MethodRule | None = None
+    results: dict[str, str] = field(default_factory=dict)
+    smoking_index: int | None = None
+    hpv_follow_up: bool = False
+    complication: str = ""
+    coupon_no: str = ""
+    billing_category: str = ""
+    billing_month: date | None = None
+    seiken: dict[str, Any] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    flags: list[Problem] = field(default_factory=list)
+
+    def key(self, atena_no: str) -> tuple[str, str, date | None, bool]:
+        """What makes two rows the same exam: person, method, day (and 追跡検査 or not)."""
+        return (atena_no, self.method.code if self.method else "", self.exam_date,
+                self.hpv_follow_up)  # fmt: skip
+
+
+def _err(row: CheckedRow, column: str, value: str, message: str) -> None:
+    row.problems.append(Problem(column, value, message))
+
+
+def _date(row: CheckedRow, key: str, value: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        _err(row, key, value, str(exc))
+        return None
+
+
+def _digits(row: CheckedRow, key: str, value: str, lengths: Iterable[int], what: str) -> str:
+    folded = normalize_digits(value)
+    if not folded:
+        return ""
+    lengths = tuple(lengths)
+    if not _DIGITS.match(folded) or len(folded) not in lengths:
+        n = "・".join(str(n) for n in lengths)
+        _err(row, key, value, f"{what}は {n} 桁の数字です")
+        return ""
+    return folded
+
+
+def _month(row: CheckedRow, value: str) -> date | None:
+    if not value:
+        return None
+    folded = normalize_digits(value)
+    m = _MONTH.match(folded)
+    try:
+        if m:
+            return date(int(m.group(1)), int(m.group(2)), 1)
+        return parse_date(value + ("1日" if value.endswith("月") else "")).replace(day=1)
+    except ValueError:
+        _err(row, "billing_month", value, "請求月は 2025-06 か 令和7年6月 のように書きます")
+        return None
+
+
+def _result_value(rule: MethodRule, item: str, value: str) -> str | None:
+    return rule.values[item].get(value) or rule.values[item].get(normalize_digits(value))
+
+
+def check_row(source: SourceRow, ctx: Context) -> CheckedRow:
+    """Read and check one row on its own (matching and cross-row checks come later)."""
+    c = source.cells
+    row = CheckedRow(source)
+    width = c.get("__width__")
+    if width:
+        expected, got = width.split(":")
+        _err(row, "", "", f"列の数が見出しと違います（見出し {expected} 列、この行 {got} 列）。"
+                          "列がずれていないか確かめてください")  # fmt: skip
+        return row
+    get = c.get
+    row.voucher_no = _digits(row, "voucher_no", get("voucher_no", ""), (10,), "受診券番号")
+    row.atena_no = _digits(row, "atena_no", get("atena_no", ""), range(1, 16), "宛名番号")
+    row.name_kana = get("name_kana", "")
+    row.birth_date = _date(row, "birth_date", get("birth_date", ""))
+    sex = get("sex", "")
+    row.sex = SEX.get(normalize_digits(sex))
+    if row.sex is None:
+        _err(row, "sex", sex, "性別は 1（男）か 2（女）です")
+    if row.birth_date is None and not any(p.column == "birth_date" for p in row.problems):
+        _err(row, "birth_date", "", "生年月日が入っていません")
+    exam_date = get("exam_date", "")
+    row.exam_date = _date(row, "exam_date", exam_date)
+    if row.exam_date is None:
+        if exam_date == "":
+            _err(row, "exam_date", "", "受診日が入っていません")
+    elif row.exam_date > ctx.today:
+        _err(row, "exam_date", exam_date, "受診日が未来の日付です")
+    elif fiscal_year_of(row.exam_date) != ctx.fiscal_year:
+        _err(row, "exam_date", exam_date,
+             f"受診日が契約年度（{ctx.fiscal_year}年度、{ctx.fiscal_year}-04-01〜"
+             f"{ctx.fiscal_year + 1}-03-31）の外です")  # fmt: skip
+    if row.birth_date and row.exam_date and row.birth_date > row.exam_date:
+        _err(row, "birth_date", get("birth_date", ""), "生年月日が受診日より後です")
+    row.institution_code = _digits(
+        row, "institution_code", get("institution_code", ""), (10,), "医療機関コード"
+    )
+    if not row.institution_code and not get("institution_code"):
+        _err(row, "institution_code", "", "医療機関コードが入っていません")
+    setting = get("setting", "")
+    row.setting = SETTING.get(normalize_digits(setting), "")
+    if not row.setting:
+        _err(row, "setting", setting, "検診方式は 1（個別）か 2（集団）です")
+    _check_method(row, ctx)
+    _check_other(row, ctx)
+    if row.method is not None and row.method.seiken_results:
+        _check_seiken(row)
+    else:
+        for key in ("seiken_date", "seiken_institution", "seiken_method", "seiken_result"):
+            if get(key):
+                _err(row, key, get(key, ""), "この検査方法の精密検査は記録しません")
+    for key in FREE_TEXT:
+        value = get(key, "")
+        if value.startswith(FORMULA_START):
+            row.flags.append(
+                Problem(key, value, "数式のように見える値です（文字として保存します）")
+            )
+        limit = ctx.max_text.get(key)
+        if limit is not None and len(value) > limit:
+            _err(row, key, value, f"{BY_KEY[key].header}は {limit} 文字までです")
+    return row
+
+
+def _check_method(row: CheckedRow, ctx: Context) -> None:
+    c = row.source.cells
+    method_text = c.get("method", "")
+    rule = ctx.methods.get(method_text)
+    if rule is None:
+        _err(row, "method", method_text,
+             f"検査方法が{ctx.fiscal_year}年度の検診事業にありません" if method_text
+             else "検査方法が入っていません")  # fmt: skip
+        return
+    programme_text = c.get("programme", "")
+    if programme_text and ctx.programmes.get(programme_text) != rule.programme:
+        _err(row, "programme", programme_text, f"{rule.name}は{rule.programme_name}の検査です")
+    if row.setting and row.setting not in rule.settings:
+        label = "個別" if row.setting == "individual" else "集団"
+        _err(row, "setting", c.get("setting", ""), f"{rule.name}は{label}検診で実施していません")
+    row.method = rule
+    for key in RESULT_KEYS:
+        value = c.get(key, "")
+        if key not in rule.values:
+            if value:
+                _err(row, key, value, f"{rule.name}にはない項目です（空欄にしてください）")
+            continue
+        if not value:
+            continue
+        code = _result_value(rule, key, value)
+        if code is None:
+            allowed = "、".join(sorted(set(rule.values[key].values())))
+            _err(row, key, value, f"{BY_KEY[key].header}に使えない値です（{allowed} のどれか）")
+        else:
+            row.results[key] = code
+
+
+def _check_other(row: CheckedRow, ctx: Context) -> None:
+    c = row.source.cells
+    rule = row.method
+    row.hpv_follow_up = FLAG.get(c.get("hpv_follow_up", ""), None) or False
+    if c.get("hpv_follow_up", "") not in FLAG:
+        _err(row, "hpv_follow_up", c["hpv_follow_up"], "HPV追跡検査は 1（はい）か空欄です")
+    if row.hpv_follow_up and rule is not None and not rule.triage:
+        _err(row, "hpv_follow_up", c["hpv_follow_up"], "追跡検査は HPV検査単独法の検査だけです")
+    if rule is not None:
+        for item in rule.items:
+            if item in rule.required and not c.get(item):
+                _err(row, item, "", f"{BY_KEY[item].header}が入っていません")
+        if rule.triage and not row.hpv_follow_up and row.results.get("hpv") == "positive":
+            for item in rule.items[1:]:
+                if not c.get(item):
+                    _err(row, item, "", f"HPV 陽性のときは{BY_KEY[item].header}が必要です")
+    smoking = c.get("smoking_index", "")
+    if smoking:
+        folded = normalize_digits(smoking)
+        if not _DIGITS.match(folded) or int(folded) > 9_999:
+            _err(row, "smoking_index", smoking, "喫煙指数は 0〜9999 の整数です")
+        else:
+            row.smoking_index = int(folded)
+    row.coupon_no = normalize_digits(c.get("coupon_no", ""))
+    if row.coupon_no and (len(row.coupon_no) > 16 or not row.coupon_no.isascii()):
+        _err(row, "coupon_no", c["coupon_no"], "クーポン番号は 16 文字までの英数字です")
+    row.place = c.get("place", "")
+    row.complication = c.get("complication", "")
+    row.billing_category = c.get("billing_category", "")
+    row.billing_month = _month(row, c.get("billing_month", ""))
+
+
+def _check_seiken(row: CheckedRow) -> None:
+    c = row.source.cells
+    rule = row.method
+    assert rule is not None  # nosec B101 - called with a method only
+    values = {k: c.get(k, "") for k in ("seiken_date", "seiken_institution", "seiken_method",
+                                         "seiken_result")}  # fmt: skip
+    if not any(values.values()):
+        return
+    seiken_date = _date(row, "seiken_date", values["seiken_date"])
+    if seiken_date and row.exam_date and not row.exam_date <= seiken_date <= date.max:
+        _err(row, "seiken_date", values["seiken_date"], "精検受診日が受診日より前です")
+    if values["seiken_method"] and values["seiken_method"] not in rule.seiken_methods:
+        _err(row, "seiken_method", values["seiken_method"],
+             "精検方法は " + "、".join(sorted(rule.seiken_methods)) + " のどれかです")  # fmt: skip
+    if values["seiken_result"] and values["seiken_result"] not in rule.seiken_results:
+        _err(row, "seiken_result", values["seiken_result"],
+             "精検結果は " + "、".join(sorted(rule.seiken_results)) + " のどれかです")  # fmt: skip
+    row.seiken = {
+        "exam_date": seiken_date.isoformat() if seiken_date else None,
+        "institution": values["seiken_institution"],
+        "method": values["seiken_method"],
+        "result": values["seiken_result"],
+    }
+
+
+# ------------------------------------------------------------------------------ matching
+
+
+@dataclass(frozen=True)
+class VoucherInfo:
+    voucher_no: str
+    atena_no: str
+    fiscal_year: int
+    programme: str  # '' = every programme
+
+
+@dataclass(frozen=True)
+class PersonInfo:
+    atena_no: str
+    birth_date: date
+    sex: int
+    name_kana: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """Whom the row is about (None: quarantine) and why not, with the candidates to show."""
+
+    atena_no: str | None
+    reasons: tuple[Problem, ...] = ()
+    candidates: tuple[str, ...] = ()
+
+
+_LOOSE = str.maketrans({"ヴ": "ブ", "ヂ": "ジ", "ヅ": "ズ", "ヲ": "オ", "ヱ": "エ", "ヰ": "イ"})
+
+
+def kana_matches(given: str, registered: str) -> bool:
+    """The secondary kana check: the same name once width, small kana, ヴ/ブ, ヂ/ジ, ヅ/ズ,
+    long-vowel marks and spaces are set aside — variants a clinic's system produces, not
+    another person. Empty given kana is no evidence either way (True)."""
+    if not given:
+        return True
+
+    def key(s: str) -> str:
+        return kana_search_key(s).translate(_LOOSE).replace("ー", "")
+
+    return key(given) == key(registered)
+
+
+def match_row(
+    row: CheckedRow,
+    voucher: VoucherInfo | None,
+    people: Mapping[str, PersonInfo],
+    *,
+    sender_institution: str = "",
+) -> Match:
+    """Decide the row's person from its hard keys, or why it must wait for staff.
+
+    ``voucher``: the voucher issued under the row's 受診券番号 (None: none issued or none
+    given). ``people``: the register's current records of the voucher's and the row's
+    宛名番号. Every disagreement is a reason; any reason means quarantine.
+    """
+    reasons: list[Problem] = []
+    candidates: list[str] = []
+    rule = row.method
+    atena = row.atena_no
+    if row.voucher_no:
+        if voucher is None:
+            reasons.append(
+                Problem("voucher_no", row.voucher_no, "この受診券番号は発行されていません")
+            )
+        else:
+            candidates.append(voucher.atena_no)
+            if row.exam_date and voucher.fiscal_year != fiscal_year_of(row.exam_date):
+                reasons.append(Problem("voucher_no", row.voucher_no,
+                                       f"受診券は{voucher.fiscal_year}年度のものです"))  # fmt: skip
+            if rule is not None and voucher.programme and voucher.programme != rule.programme:
+                reasons.append(Problem("voucher_no", row.voucher_no,
+                                       "受診券は別の検診事業のものです"))  # fmt: skip
+            if atena and atena != voucher.atena_no:
+                reasons.append(Problem("atena_no", atena,
+                                       "受診券番号と宛名番号が別の人を指しています"))  # fmt: skip
+            atena = voucher.atena_no
+    if atena and atena not in candidates:
+        candidates.append(atena)
+    if not row.voucher_no and not row.atena_no:
+        reasons.append(Problem("", "", "受診券番号も宛名番号もないため照合できません"
+                                       "（氏名・生年月日だけでは照合しません）"))  # fmt: skip
+    person = people.get(atena) if atena else None
+    if atena and person is None and not reasons:
+        reasons.append(Problem("atena_no", atena, "この宛名番号の住民記録がありません"))
+    if person is not None:
+        if row.birth_date and person.birth_date != row.birth_date:
+            reasons.append(Problem("birth_date", row.source.cells.get("birth_date", ""),
+                                   "生年月日が住民記録と合いません"))  # fmt: skip
+        if row.sex and person.sex != row.sex:
+            reasons.append(Problem("sex", row.source.cells.get("sex", ""),
+                                   "性別が住民記録と合いません"))  # fmt: skip
+        if not kana_matches(row.name_kana, person.name_kana):
+            reasons.append(Problem("name_kana", row.name_kana,
+                                   "氏名カナが住民記録と合いません（二次確認）"))  # fmt: skip
+        if rule is not None and rule.sex != "any":
+            wanted = 1 if rule.sex == "male" else 2
+            if person.sex != wanted:
+                reasons.append(Problem("method", rule.name,
+                                       f"{'男' if person.sex == 1 else '女'}性は{rule.name}の"
+                                       "対象ではありません"))  # fmt: skip
+        if rule is not None and row.exam_date is not None:
+            age = fy_end_age(person.birth_date, fiscal_year_of(row.exam_date))
+            if age < rule.min_age:
+                reasons.append(Problem("method", rule.name,
+                                       f"年度末年齢 {age} 歳は{rule.name}の対象年齢"
+                                       f"（{rule.min_age} 歳以上）に達していません"))  # fmt: skip
+    if sender_institution and row.institution_code and row.institution_code != sender_institution:
+        reasons.append(Problem("institution_code", row.institution_code,
+                               f"送付元（{sender_institution}）と違う医療機関の"
+                               "受診です"))  # fmt: skip
+    if reasons or person is None:
+        return Match(None, tuple(reasons), tuple(candidates))
+    return Match(person.atena_no, (), tuple(candidates))
+
+
+# ------------------------------------------------------------------------------ the fact
+
+
+def ages(birth: date, exam_date: date) -> tuple[int, int]:
+    """受診時年齢 and 年度末年齢 of the exam."""
+    return age_on(birth, exam_date), fy_end_age(birth, fiscal_year_of(exam_date))
+
+
+def fact_of(row: CheckedRow, atena_no: str, birth: date) -> dict[str, Any]:
+    """The staged values of a row that will become an exam (JSON-ready: ISO dates)."""
+    assert row.method is not None and row.exam_date is not None  # nosec B101 - valid rows only
+    age, end_age = ages(birth, row.exam_date)
+    return {
+        "atena_no": atena_no,
+        "programme": row.method.programme,
+        "method": row.method.code,
+        "exam_date": row.exam_date.isoformat(),
+        "setting": row.setting,
+        "institution_code": row.institution_code,
+        "results": row.results,
+        "smoking_index": row.smoking_index,
+        "hpv_follow_up": row.hpv_follow_up,
+        "voucher_no": row.voucher_no,
+        "coupon_no": row.coupon_no,
+        "place": row.place,
+        "complication": row.complication,
+        "billing_category": row.billing_category,
+        "billing_month": row.billing_month.isoformat() if row.billing_month else None,
+        "age_at_exam": age,
+        "fy_end_age": end_age,
+        "seiken": row.seiken,
+    }
+
+
+# What an update may change, compared field by field with the exam on record.
+COMPARED = ("setting", "institution_code", "results", "smoking_index", "voucher_no", "coupon_no",
+            "place", "complication", "billing_category", "billing_month")  # fmt: skip
+
+
+def diff_of(fact: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """{field: [on record, in the file]} for the fields that differ (empty: unchanged)."""
+    return {
+        name: [stored.get(name), fact.get(name)]
+        for name in COMPARED
+        if (stored.get(name) or None) != (fact.get(name) or None)
+    }

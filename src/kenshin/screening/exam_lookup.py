@@ -1,0 +1,193 @@
+"""Set-based reads and the one correction path that file intake needs from screening.
+
+Why here: an intake batch of 300,000 rows asks "who holds these vouchers", "which of these
+exams are on record already" and "which vouchers were used at another clinic" — each once per
+batch of thousands of keys, never once per row. The answers are plain records so the intake
+decides with its own pure rules; the tables stay screening's.
+
+:func:`revise_exams` is how a clinic's corrected resend changes exams on record: the same
+checks and the same 要精検 rule as a new exam, a case opened when a corrected result becomes
+要精検, and one audit event per exam naming the changed fields (never the values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from kenshin.core import audit, clock
+from kenshin.core.purposes import Purpose
+from kenshin.programs import services as programs
+from kenshin.screening import rules
+from kenshin.screening.models import Exam, FollowUpCase, Voucher
+from kenshin.screening.permissions import ENTER_RESULT
+
+CHUNK = 5_000
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    wanted = sorted({v for v in values if v})
+    for i in range(0, len(wanted), CHUNK):
+        yield wanted[i : i + CHUNK]
+
+
+@dataclass(frozen=True)
+class VoucherRecord:
+    voucher_no: str
+    atena_no: str
+    fiscal_year: int
+    programme: str  # '' = every programme
+
+
+def vouchers_by_number(numbers: Iterable[str]) -> dict[str, VoucherRecord]:
+    """The vouchers issued under these numbers (numbers never issued are absent)."""
+    mc = settings.MUNICIPALITY_CODE
+    out: dict[str, VoucherRecord] = {}
+    for chunk in _chunks(numbers):
+        for no, atena, fy, programme in Voucher.objects.filter(
+            municipality_code=mc, voucher_no__in=chunk
+        ).values_list("voucher_no", "atena_no", "fiscal_year", "programme"):
+            out[no] = VoucherRecord(no, atena, fy, programme)
+    return out
+
+
+@dataclass(frozen=True)
+class StoredExam:
+    """An exam on record, as intake compares it with a row of a file."""
+
+    exam_id: int
+    atena_no: str
+    method: str
+    exam_date: date
+    hpv_follow_up: bool
+    values: Mapping[str, Any]  # the comparable fields, JSON-ready (ISO dates)
+    has_case: bool
+
+
+_VALUES = ("setting", "institution_code", "results", "smoking_index", "voucher_no", "coupon_no",
+           "place", "complication", "billing_category", "billing_month")  # fmt: skip
+
+
+def exams_on_record(atena_nos: Iterable[str], fiscal_year: int) -> list[StoredExam]:
+    """Every exam of the fiscal year of these people, with whether a 精検 case hangs on it."""
+    mc = settings.MUNICIPALITY_CODE
+    out: list[StoredExam] = []
+    for chunk in _chunks(atena_nos):
+        rows = list(
+            Exam.objects.filter(
+                municipality_code=mc, fiscal_year=fiscal_year, atena_no__in=chunk
+            ).values("id", "atena_no", "method", "exam_date", "hpv_follow_up", *_VALUES)
+        )
+        with_case = set(
+            FollowUpCase.objects.filter(exam_id__in=[r["id"] for r in rows]).values_list(
+                "exam_id", flat=True
+            )
+        ) if rows else set()  # fmt: skip
+        for r in rows:
+            values = {k: r[k] for k in _VALUES}
+            if values["billing_month"] is not None:
+                values["billing_month"] = values["billing_month"].isoformat()
+            out.append(
+                StoredExam(
+                    r["id"],
+                    r["atena_no"],
+                    r["method"],
+                    r["exam_date"],
+                    r["hpv_follow_up"],
+                    values,
+                    r["id"] in with_case,
+                )
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class VoucherUse:
+    voucher_no: str
+    atena_no: str
+    programme: str
+    institution_code: str
+    exam_date: date
+
+
+def voucher_uses(numbers: Iterable[str]) -> list[VoucherUse]:
+    """The exams on record that were taken with these vouchers."""
+    mc = settings.MUNICIPALITY_CODE
+    out: list[VoucherUse] = []
+    for chunk in _chunks(numbers):
+        for row in Exam.objects.filter(municipality_code=mc, voucher_no__in=chunk).values_list(
+            "voucher_no", "atena_no", "programme", "institution_code", "exam_date"
+        ):
+            out.append(VoucherUse(*row))
+    return out
+
+
+def would_need_seiken(method: str, results: Mapping[str, str], *, follow_up: bool) -> bool:
+    """要精検 as the exam would be recorded with these (checked) results."""
+    return programs.needs_seiken(method, results, follow_up=follow_up)
+
+
+class RevisionRefused(ValueError):
+    """A correction that must be made on the ledger by a person (the message says why)."""
+
+
+def revise_exams(
+    actor: Any, revisions: Sequence[tuple[int, Mapping[str, Any]]], *, source: str = ""
+) -> int:
+    """Apply corrections {field: new value} to exams on record; return how many changed.
+
+    The result decides 要精検 and the HPV 追跡検査 date again (``rules.primary_outcome``). A
+    correction that turns a 要精検 into not 要精検 while its 精検 case exists is refused: the
+    case (and perhaps its reports) must be reviewed by a person on the ledger.
+    """
+    if not revisions:
+        return 0
+    mc = settings.MUNICIPALITY_CODE
+    now = clock.now()
+    by = audit.actor_of(actor).username if not isinstance(actor, str) else actor
+    with transaction.atomic():
+        exams = Exam.objects.select_for_update().in_bulk([pk for pk, _ in revisions])
+        cases = set(
+            FollowUpCase.objects.filter(exam_id__in=list(exams)).values_list("exam_id", flat=True)
+        )
+        for pk, changes in revisions:
+            exam = exams.get(pk)
+            if exam is None or exam.municipality_code != mc:
+                raise RevisionRefused(
+                    "訂正する受診が見つかりません（他で削除された可能性があります）"
+                )
+            for name, value in changes.items():
+                if name not in _VALUES:
+                    raise RevisionRefused(f"{name} は訂正できる項目ではありません")
+                if name == "billing_month" and isinstance(value, str):
+                    value = date.fromisoformat(value)
+                setattr(exam, name, value)
+            seiken, due = rules.primary_outcome(
+                exam.method, exam.exam_date, exam.results or {}, follow_up=exam.hpv_follow_up
+            )
+            if exam.pk in cases and not seiken:
+                raise RevisionRefused(
+                    "精密検査を追跡中の受診を要精検でなくする訂正は、受診台帳から行ってください"
+                )
+            exam.needs_seiken, exam.follow_up_due = seiken, due
+            exam.recorded_by, exam.recorded_at = by, now
+            exam.save()
+            if seiken and exam.pk not in cases and programs.seiken_of(exam.programme) is not None:
+                FollowUpCase.objects.create(
+                    municipality_code=mc, atena_no=exam.atena_no, programme=exam.programme,
+                    fiscal_year=exam.fiscal_year, exam=exam,
+                    primary_result=rules.decisive_value(exam.method, exam.results or {}),
+                    status=rules.SeikenStatus.UNKNOWN, status_since=exam.exam_date,
+                    updated_by=by, updated_at=now,
+                )  # fmt: skip
+            audit.record(
+                audit.Event.UPDATE, audit.Actor.system(actor) if isinstance(actor, str) else actor,
+                exam.atena_no, Purpose.RESULT_ENTRY, function=ENTER_RESULT, exam_id=exam.pk,
+                fields=sorted(changes), source=source[:100],
+            )  # fmt: skip
+    return len(revisions)
