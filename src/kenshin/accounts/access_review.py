@@ -18,6 +18,7 @@ from django.db.models import Q
 
 from kenshin.accounts.models import Role, RoleAssignment, ScopeKind
 from kenshin.core import clock
+from kenshin.core.csvfile import csv_cell as _csv_cell
 
 ENDING_WITHIN = timedelta(days=30)
 
@@ -109,15 +110,9 @@ def build() -> Report:
     return Report(today, list(sections.values()), without, ending)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_cell(value: object) -> str:
     """A cell that a spreadsheet will show, not evaluate (CSV formula injection, OWASP)."""
-    text = "" if value is None else str(value)
-    if isinstance(value, datetime):
-        text = clock_text(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return _csv_cell(clock_text(value) if isinstance(value, datetime) else value)
 
 
 def clock_text(moment: datetime) -> str:

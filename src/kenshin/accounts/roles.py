@@ -52,6 +52,10 @@ STANDARD_ROLES: list[dict] = [
             "screening.view_exams",
             "screening.enter_result",
             "screening.follow_up",
+            "intake.import",
+            "intake.resolve",
+            "intake.commit",
+            "intake.profiles",
         ],
     },
     {
@@ -70,6 +74,9 @@ STANDARD_ROLES: list[dict] = [
             "screening.view_exams",
             "screening.enter_result",
             "screening.follow_up",
+            "intake.import",
+            "intake.resolve",
+            "intake.commit",
         ],
     },
     {
@@ -89,6 +96,10 @@ STANDARD_ROLES: list[dict] = [
             "screening.view_exams",
             "screening.enter_result",
             "screening.follow_up",
+            "intake.import",
+            "intake.resolve",
+            "intake.commit",
+            "intake.profiles",
         ],
     },
     {

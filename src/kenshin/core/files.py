@@ -160,7 +160,7 @@ class RowStream:
 
     @property
     def bytes_read(self) -> int:
-        return self._raw.tell()
+        return self.facts.size if self._raw.closed else self._raw.tell()
 
     def close(self) -> None:
         self._text.close()

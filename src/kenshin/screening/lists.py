@@ -13,9 +13,6 @@ Nothing here records an audit event: the services that show or export people do
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +23,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 
+from kenshin.core.csvfile import ENCODINGS, csv_cell  # noqa: F401 - the roster export's, re-exported
+from kenshin.core.csvfile import csv_chunks as _csv_chunks
 from kenshin.programs import services as programs
 from kenshin.programs.catalogue import EXEMPTIONS
 from kenshin.programs.rules import OUT_OF_POPULATION, REASONS
@@ -473,26 +472,6 @@ def last_build(fiscal_year: int) -> RosterBuild | None:
 
 # ------------------------------------------------------------------------------ CSV
 
-ENCODINGS = {"utf-8-sig": "UTF-8（BOM付き）", "cp932": "Shift_JIS（CP932）"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
-_GETA = "〓"  # what a character CP932 cannot hold becomes (the 外字 convention of 住記 systems)
-
-
-def _geta(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    return _GETA, error.end
-
-
-codecs.register_error("kenshin_geta", _geta)
-
-
-def csv_cell(value: object) -> str:
-    """A cell a spreadsheet shows and never evaluates (CSV formula injection, EXP-02)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 CSV_HEADER = (
     "年度", "検査方法", "宛名番号", "氏名", "氏名カナ", "性別", "生年月日", "年度末年齢",
     "対象", "理由コード", "理由", "職員の判断", "受診不要", "免除（7月以降）", "免除（4〜6月）",
@@ -502,36 +481,15 @@ CSV_HEADER = (
 
 def csv_chunks(query: RosterQuery, method_name: str, encoding: str) -> Iterator[bytes]:
     """The list as CSV bytes, a few hundred rows per chunk (for a streaming response)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    errors = "kenshin_geta" if encoding == "cp932" else "strict"
 
-    def flush() -> bytes:
-        data = out.getvalue().encode(encoding, errors)
-        out.seek(0)
-        out.truncate()
-        return data
-
-    writer.writerow(CSV_HEADER)
-    # utf-8-sig writes its BOM with the first chunk only (one encode call per chunk: strip it
-    # from the later ones).
-    yield flush()
-    later = "utf-8" if encoding == "utf-8-sig" else encoding
-    for n, e in enumerate(iter_entries(query), start=1):
-        writer.writerow(
-            csv_cell(v)
-            for v in (
-                query.fiscal_year, method_name, e.atena_no, e.name, e.name_kana, e.sex_label,
-                e.birth_date.isoformat() if e.birth_date else "", e.age,
-                "対象" if e.eligible else "対象外", e.reason, e.reason_label,
-                "あり" if e.overridden else "", e.exclusion_label, e.exemption_label,
-                e.exemption_early_label, e.coupon_no, e.status_label,
-            )
+    def row(e: ListedEntry) -> tuple[object, ...]:
+        return (
+            query.fiscal_year, method_name, e.atena_no, e.name, e.name_kana, e.sex_label,
+            e.birth_date.isoformat() if e.birth_date else "", e.age,
+            "対象" if e.eligible else "対象外", e.reason, e.reason_label,
+            "あり" if e.overridden else "", e.exclusion_label, e.exemption_label,
+            e.exemption_early_label, e.coupon_no, e.status_label,
         )  # fmt: skip
-        if n % 500 == 0:
-            yield out.getvalue().encode(later, errors)
-            out.seek(0)
-            out.truncate()
-    tail = out.getvalue()
-    if tail:
-        yield tail.encode(later, errors)
+
+    rows = (row(e) for e in iter_entries(query))
+    return _csv_chunks(CSV_HEADER, rows, encoding)

@@ -6,90 +6,238 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ColumnProfile',
+            name="ColumnProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('municipality_code', kenshin.core.fields.BinaryCollationCharField(max_length=6, verbose_name='団体コード')),
-                ('name', models.CharField(max_length=60, verbose_name='名前')),
-                ('description', models.CharField(blank=True, max_length=200, verbose_name='説明')),
-                ('mapping', models.JSONField(verbose_name='列の対応（ファイルの見出し → 項目）')),
-                ('values', models.JSONField(default=dict, verbose_name='値の読み替え（項目 → {ファイルの値: 値}）')),
-                ('updated_by', models.CharField(max_length=150, verbose_name='更新者')),
-                ('updated_at', models.DateTimeField(verbose_name='更新日時')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "municipality_code",
+                    kenshin.core.fields.BinaryCollationCharField(
+                        max_length=6, verbose_name="団体コード"
+                    ),
+                ),
+                ("name", models.CharField(max_length=60, verbose_name="名前")),
+                ("description", models.CharField(blank=True, max_length=200, verbose_name="説明")),
+                ("mapping", models.JSONField(verbose_name="列の対応（ファイルの見出し → 項目）")),
+                (
+                    "values",
+                    models.JSONField(
+                        default=dict, verbose_name="値の読み替え（項目 → {ファイルの値: 値}）"
+                    ),
+                ),
+                ("updated_by", models.CharField(max_length=150, verbose_name="更新者")),
+                ("updated_at", models.DateTimeField(verbose_name="更新日時")),
             ],
             options={
-                'verbose_name': '列の対応表',
-                'verbose_name_plural': '列の対応表',
-                'constraints': [models.UniqueConstraint(fields=('municipality_code', 'name'), name='intake_profile_name')],
+                "verbose_name": "列の対応表",
+                "verbose_name_plural": "列の対応表",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("municipality_code", "name"), name="intake_profile_name"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ImportBatch',
+            name="ImportBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('municipality_code', kenshin.core.fields.BinaryCollationCharField(max_length=6, verbose_name='団体コード')),
-                ('fiscal_year', models.PositiveSmallIntegerField(verbose_name='契約年度')),
-                ('sender_institution', models.CharField(blank=True, help_text='医師会など複数機関の場合は空', max_length=10, verbose_name='送付元の医療機関コード')),
-                ('file_name', models.CharField(max_length=255, verbose_name='ファイル名')),
-                ('stored_name', models.CharField(max_length=64, unique=True, verbose_name='保存名')),
-                ('sha256', models.CharField(db_index=True, max_length=64, verbose_name='内容のハッシュ')),
-                ('size', models.PositiveBigIntegerField(verbose_name='大きさ（バイト）')),
-                ('kind', models.CharField(choices=[('csv', 'CSV'), ('xlsx', 'Excel ブック'), ('fhir', 'FHIR（自治体検診の電子的様式）')], max_length=10, verbose_name='形式')),
-                ('encoding', models.CharField(blank=True, max_length=20, verbose_name='文字コード')),
-                ('profile', models.CharField(blank=True, max_length=60, verbose_name='列の対応表')),
-                ('header', models.JSONField(default=list, verbose_name='元の見出し')),
-                ('columns', models.JSONField(default=list, verbose_name='読んだ列（見出しの順）')),
-                ('state', models.CharField(choices=[('uploaded', '受付'), ('staging', '確認中'), ('staged', '確認済み（確定待ち）'), ('refused', '読めないファイル'), ('duplicate', '取込済みのファイル'), ('committed', '確定済み'), ('discarded', '取消')], default='uploaded', max_length=12, verbose_name='状態')),
-                ('message', models.TextField(blank=True, verbose_name='メッセージ')),
-                ('counts', models.JSONField(default=dict, verbose_name='件数')),
-                ('uploaded_by', models.CharField(max_length=150, verbose_name='受付者')),
-                ('uploaded_at', models.DateTimeField(verbose_name='受付日時')),
-                ('staged_at', models.DateTimeField(blank=True, null=True, verbose_name='確認日時')),
-                ('approved_by', models.CharField(blank=True, max_length=150, verbose_name='承認者')),
-                ('approved_at', models.DateTimeField(blank=True, null=True, verbose_name='承認日時')),
-                ('commit_mode', models.CharField(blank=True, choices=[('all', 'すべての行（エラーがあれば確定しない）'), ('valid_only', '正しい行だけ（残りはエラーファイルへ）')], max_length=12, verbose_name='確定の方法')),
-                ('committed_by', models.CharField(blank=True, max_length=150, verbose_name='確定者')),
-                ('committed_at', models.DateTimeField(blank=True, null=True, verbose_name='確定日時')),
-                ('job_id', models.CharField(blank=True, max_length=40, verbose_name='処理の番号')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "municipality_code",
+                    kenshin.core.fields.BinaryCollationCharField(
+                        max_length=6, verbose_name="団体コード"
+                    ),
+                ),
+                ("fiscal_year", models.PositiveSmallIntegerField(verbose_name="契約年度")),
+                (
+                    "sender_institution",
+                    models.CharField(
+                        blank=True,
+                        help_text="医師会など複数機関の場合は空",
+                        max_length=10,
+                        verbose_name="送付元の医療機関コード",
+                    ),
+                ),
+                ("file_name", models.CharField(max_length=255, verbose_name="ファイル名")),
+                (
+                    "stored_name",
+                    models.CharField(max_length=64, unique=True, verbose_name="保存名"),
+                ),
+                (
+                    "sha256",
+                    models.CharField(db_index=True, max_length=64, verbose_name="内容のハッシュ"),
+                ),
+                ("size", models.PositiveBigIntegerField(verbose_name="大きさ（バイト）")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("csv", "CSV"),
+                            ("xlsx", "Excel ブック"),
+                            ("fhir", "FHIR（自治体検診の電子的様式）"),
+                        ],
+                        max_length=10,
+                        verbose_name="形式",
+                    ),
+                ),
+                (
+                    "encoding",
+                    models.CharField(blank=True, max_length=20, verbose_name="文字コード"),
+                ),
+                ("profile", models.CharField(blank=True, max_length=60, verbose_name="列の対応表")),
+                ("header", models.JSONField(default=list, verbose_name="元の見出し")),
+                ("columns", models.JSONField(default=list, verbose_name="読んだ列（見出しの順）")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("uploaded", "受付"),
+                            ("staging", "確認中"),
+                            ("staged", "確認済み（確定待ち）"),
+                            ("refused", "読めないファイル"),
+                            ("duplicate", "取込済みのファイル"),
+                            ("committed", "確定済み"),
+                            ("discarded", "取消"),
+                        ],
+                        default="uploaded",
+                        max_length=12,
+                        verbose_name="状態",
+                    ),
+                ),
+                ("message", models.TextField(blank=True, verbose_name="メッセージ")),
+                ("counts", models.JSONField(default=dict, verbose_name="件数")),
+                ("uploaded_by", models.CharField(max_length=150, verbose_name="受付者")),
+                ("uploaded_at", models.DateTimeField(verbose_name="受付日時")),
+                ("staged_at", models.DateTimeField(blank=True, null=True, verbose_name="確認日時")),
+                (
+                    "approved_by",
+                    models.CharField(blank=True, max_length=150, verbose_name="承認者"),
+                ),
+                (
+                    "approved_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="承認日時"),
+                ),
+                (
+                    "commit_mode",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("all", "すべての行（エラーがあれば確定しない）"),
+                            ("valid_only", "正しい行だけ（残りはエラーファイルへ）"),
+                        ],
+                        max_length=12,
+                        verbose_name="確定の方法",
+                    ),
+                ),
+                (
+                    "committed_by",
+                    models.CharField(blank=True, max_length=150, verbose_name="確定者"),
+                ),
+                (
+                    "committed_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="確定日時"),
+                ),
+                ("job_id", models.CharField(blank=True, max_length=40, verbose_name="処理の番号")),
             ],
             options={
-                'verbose_name': '取込バッチ',
-                'verbose_name_plural': '取込バッチ',
-                'indexes': [models.Index(fields=['municipality_code', '-uploaded_at'], name='intake_recent')],
+                "verbose_name": "取込バッチ",
+                "verbose_name_plural": "取込バッチ",
+                "indexes": [
+                    models.Index(fields=["municipality_code", "-uploaded_at"], name="intake_recent")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StagedRow',
+            name="StagedRow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('row_no', models.PositiveIntegerField(verbose_name='行')),
-                ('status', models.CharField(choices=[('new', '新規'), ('updated', '更新'), ('unchanged', '変更なし'), ('error', 'エラー'), ('quarantined', '照合保留'), ('rejected', '取り込まない（職員の判断）')], max_length=12, verbose_name='状態')),
-                ('atena_no', models.CharField(blank=True, max_length=15, verbose_name='宛名番号')),
-                ('method', models.CharField(blank=True, max_length=30, verbose_name='検査方法')),
-                ('exam_id', models.BigIntegerField(blank=True, null=True, verbose_name='更新する受診')),
-                ('fact', models.JSONField(blank=True, null=True, verbose_name='取り込む値')),
-                ('diff', models.JSONField(blank=True, null=True, verbose_name='更新の差分')),
-                ('raw', models.JSONField(blank=True, null=True, verbose_name='元の行')),
-                ('problems', models.JSONField(blank=True, null=True, verbose_name='エラー・保留の理由')),
-                ('flags', models.JSONField(blank=True, null=True, verbose_name='注意（数式のような値など）')),
-                ('candidates', models.JSONField(blank=True, null=True, verbose_name='候補の宛名番号')),
-                ('resolved_by', models.CharField(blank=True, db_default='', max_length=150, verbose_name='解決した職員')),
-                ('resolved_at', models.DateTimeField(blank=True, null=True, verbose_name='解決日時')),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rows', to='intake.importbatch')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("row_no", models.PositiveIntegerField(verbose_name="行")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("new", "新規"),
+                            ("updated", "更新"),
+                            ("unchanged", "変更なし"),
+                            ("error", "エラー"),
+                            ("quarantined", "照合保留"),
+                            ("rejected", "取り込まない（職員の判断）"),
+                        ],
+                        max_length=12,
+                        verbose_name="状態",
+                    ),
+                ),
+                ("atena_no", models.CharField(blank=True, max_length=15, verbose_name="宛名番号")),
+                ("method", models.CharField(blank=True, max_length=30, verbose_name="検査方法")),
+                (
+                    "exam_id",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="更新する受診"),
+                ),
+                ("fact", models.JSONField(blank=True, null=True, verbose_name="取り込む値")),
+                ("diff", models.JSONField(blank=True, null=True, verbose_name="更新の差分")),
+                ("raw", models.JSONField(blank=True, null=True, verbose_name="元の行")),
+                (
+                    "problems",
+                    models.JSONField(blank=True, null=True, verbose_name="エラー・保留の理由"),
+                ),
+                (
+                    "flags",
+                    models.JSONField(
+                        blank=True, null=True, verbose_name="注意（数式のような値など）"
+                    ),
+                ),
+                (
+                    "candidates",
+                    models.JSONField(blank=True, null=True, verbose_name="候補の宛名番号"),
+                ),
+                (
+                    "resolved_by",
+                    models.CharField(
+                        blank=True, db_default="", max_length=150, verbose_name="解決した職員"
+                    ),
+                ),
+                (
+                    "resolved_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="解決日時"),
+                ),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rows",
+                        to="intake.importbatch",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '取込行',
-                'verbose_name_plural': '取込行',
-                'indexes': [models.Index(fields=['batch', 'status'], name='intake_row_status')],
-                'constraints': [models.UniqueConstraint(fields=('batch', 'row_no', 'method'), name='intake_row_once')],
+                "verbose_name": "取込行",
+                "verbose_name_plural": "取込行",
+                "indexes": [models.Index(fields=["batch", "status"], name="intake_row_status")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("batch", "row_no", "method"), name="intake_row_once"
+                    )
+                ],
             },
         ),
     ]

@@ -1,0 +1,224 @@
+"""Public face of the intake: what the screens, the CLI and other apps call.
+
+Reads that show people (a quarantined row's candidates) record who looked and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+
+from kenshin.core import audit, jobs
+from kenshin.core.purposes import Purpose
+from kenshin.intake import actions
+from kenshin.intake.error_file import error_count, error_file
+from kenshin.intake.jobs import COMMIT_JOB, STAGE, stage_summary
+from kenshin.intake.layout import BY_KEY
+from kenshin.intake.models import (
+    BatchState,
+    ColumnProfile,
+    CommitMode,
+    ImportBatch,
+    RowStatus,
+    StagedRow,
+)
+from kenshin.intake.permissions import RESOLVE
+from kenshin.intake.pipeline import needs_approval
+from kenshin.residents import services as residents
+
+IntakeError = actions.IntakeError
+receive_file = actions.receive_file
+approve = actions.approve
+discard = actions.discard
+resolve_row = actions.resolve_row
+save_profile = actions.save_profile
+PAGE_SIZE = 50
+
+__all__ = [
+    "COMMIT_JOB",
+    "STAGE",
+    "BatchState",
+    "CommitMode",
+    "IntakeError",
+    "RowStatus",
+    "approve",
+    "batch_of",
+    "discard",
+    "error_count",
+    "error_file",
+    "needs_approval",
+    "profiles",
+    "receive_file",
+    "recent_batches",
+    "resolve_row",
+    "rows_page",
+    "save_profile",
+    "stage_summary",
+    "start_commit",
+    "start_stage",
+]
+
+
+def batch_of(batch_id: int) -> ImportBatch:
+    try:
+        return ImportBatch.objects.get(pk=batch_id, municipality_code=settings.MUNICIPALITY_CODE)
+    except ImportBatch.DoesNotExist:
+        raise IntakeError("この取込はありません") from None
+
+
+def recent_batches(limit: int = 30) -> list[ImportBatch]:
+    return list(
+        ImportBatch.objects.filter(municipality_code=settings.MUNICIPALITY_CODE).order_by(
+            "-uploaded_at"
+        )[:limit]
+    )
+
+
+def profiles() -> list[ColumnProfile]:
+    return list(
+        ColumnProfile.objects.filter(municipality_code=settings.MUNICIPALITY_CODE).order_by("name")
+    )
+
+
+def start_stage(batch: ImportBatch, actor: Any) -> jobs.JobRun:
+    """Queue the 確認 (parse, check, match) of an uploaded batch."""
+    run = jobs.start_job(STAGE, f"取込 {batch.pk} の確認（{batch.file_name}）",
+                         {"batch_id": batch.pk}, actor)  # fmt: skip
+    ImportBatch.objects.filter(pk=batch.pk).update(job_id=str(run.pk))
+    return run
+
+
+def start_commit(batch: ImportBatch, actor: Any, mode: str) -> jobs.JobRun:
+    """Queue the commit after the checks a screen can make at once (so the user is told now)."""
+    if mode not in CommitMode.values:
+        raise IntakeError("確定の方法を選んでください")
+    if batch.state != BatchState.STAGED:
+        raise IntakeError("確認済みの取込だけ確定できます")
+    if needs_approval(batch) and not batch.approved_by:
+        raise IntakeError("この件数の取込は、確定の前に別の職員の承認が必要です")
+    pending = batch.counts.get("error", 0) + batch.counts.get("quarantined", 0)
+    if mode == CommitMode.ALL and pending:
+        raise IntakeError(f"エラーまたは照合保留の行が {pending:,} 行あります。"
+                          "「正しい行だけ」を選ぶか、直してから確定してください")  # fmt: skip
+    run = jobs.start_job(COMMIT_JOB, f"取込 {batch.pk} の確定（{batch.file_name}）",
+                         {"batch_id": batch.pk, "mode": mode}, actor)  # fmt: skip
+    ImportBatch.objects.filter(pk=batch.pk).update(job_id=str(run.pk))
+    return run
+
+
+@dataclass(frozen=True)
+class RowView:
+    """A staged row for the preview tables: no names, only what the clinic's file said."""
+
+    pk: int
+    row_no: int
+    status: str
+    status_label: str
+    method: str
+    problems: list[dict[str, str]]
+    flags: list[dict[str, str]]
+    diff: list[tuple[str, Any, Any]]
+
+
+def rows_page(batch: ImportBatch, status: str, page: int) -> Page:
+    """One page of the batch's rows in a status (row order)."""
+    qs = StagedRow.objects.filter(batch=batch)
+    qs = qs.filter(status=status) if status != "flagged" else qs.filter(flags__isnull=False)
+    qs = qs.order_by("row_no", "method").only(
+        "pk", "row_no", "status", "method", "problems", "flags", "diff"
+    )
+    paginator = Paginator(qs, PAGE_SIZE)
+    result = paginator.get_page(page)
+    labels = dict(RowStatus.choices)
+    result.object_list = [
+        RowView(
+            r.pk,
+            r.row_no,
+            r.status,
+            labels[r.status],
+            r.method,
+            r.problems or [],
+            r.flags or [],
+            [(_field_label(k), v[0], v[1]) for k, v in (r.diff or {}).items()],
+        )
+        for r in result.object_list
+    ]
+    return result
+
+
+def _field_label(name: str) -> str:
+    if name == "results":
+        return "結果"
+    return BY_KEY[name].header if name in BY_KEY else name
+
+
+@dataclass(frozen=True)
+class Candidate:
+    atena_no: str
+    name: str
+    name_kana: str
+    sex: str
+    birth_date: str
+    status: str
+    agrees: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    row: StagedRow
+    cells: list[tuple[str, str]]  # (header, value) as the file said
+    candidates: list[Candidate]
+
+
+def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENTRY) -> Quarantined:
+    """A quarantined row beside its candidates; each candidate shown is an audited view."""
+    row = StagedRow.objects.select_related("batch").filter(
+        pk=row_id, batch__municipality_code=settings.MUNICIPALITY_CODE
+    ).first()  # fmt: skip
+    if row is None:
+        raise IntakeError("この行はありません")
+    cells_by_key = (row.fact or {}).get("cells") or {}
+    shown = ("voucher_no", "atena_no", "name_kana", "birth_date", "sex", "exam_date",
+             "institution_code", "method")  # fmt: skip
+    cells = [(BY_KEY[k].header, cells_by_key.get(k, "")) for k in shown]
+    people = residents.names_of(row.candidates or [])
+    out = []
+    from kenshin.core.wareki import parse_date
+
+    def same_birth(value: Any) -> bool:
+        try:
+            return parse_date(cells_by_key.get("birth_date", "")) == value
+        except ValueError:
+            return False
+
+    sex_given = {"1": 1, "2": 2, "男": 1, "女": 2}.get(cells_by_key.get("sex", ""))
+    for atena_no in row.candidates or []:
+        p = people.get(atena_no)
+        if p is None:
+            continue
+        audit.record(audit.Event.VIEW, request, atena_no, purpose, function=RESOLVE,
+                     batch=row.batch_id, row=row.row_no)  # fmt: skip
+        out.append(
+            Candidate(
+                atena_no,
+                p.name,
+                p.name_kana,
+                "男" if p.sex == 1 else "女",
+                p.birth_date.isoformat(),
+                p.status_label,
+                {"birth_date": same_birth(p.birth_date), "sex": sex_given == p.sex},
+            )
+        )
+    return Quarantined(row, cells, out)
+
+
+def error_file_chunks(request: Any, batch: ImportBatch, encoding: str) -> Iterator[bytes]:
+    """The error file, its download recorded (it holds what the clinic sent about people)."""
+    audit.record(audit.Event.EXPORT, request, audit.Subject("intake_batch", str(batch.pk)),
+                 Purpose.RESULT_ENTRY, function="intake.import", rows=error_count(batch),
+                 encoding=encoding)  # fmt: skip
+    return error_file(batch, encoding)
