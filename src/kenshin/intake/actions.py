@@ -279,6 +279,12 @@ def _accepted(row: StagedRow, batch: ImportBatch, atena_no: str) -> tuple[str, s
     checked = rules.check_row(SourceRow(row.row_no, cells, row.raw or []), ctx)
     if checked.problems or checked.method is None or checked.exam_date is None:
         raise IntakeError("この行にはエラーがあり、取り込めません")
+    method = checked.method
+    if method.sex != "any" and person.sex != (1 if method.sex == "male" else 2):
+        raise IntakeError(
+            f"{'男' if person.sex == 1 else '女'}性は{method.name}の対象ではありません。"
+            "「取り込まない」を選んでください"
+        )
     key = (atena_no, checked.method.code, checked.exam_date, checked.hpv_follow_up)
     from kenshin.screening import services as screening
 

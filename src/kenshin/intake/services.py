@@ -50,6 +50,7 @@ __all__ = [
     "discard",
     "error_count",
     "error_file",
+    "fhir_export",
     "needs_approval",
     "profiles",
     "receive_file",
@@ -165,6 +166,7 @@ class Candidate:
     birth_date: str
     status: str
     agrees: dict[str, bool]
+    by_search: bool = False  # found by kana + birth date (no hard key): judge with care
 
 
 @dataclass(frozen=True)
@@ -185,9 +187,15 @@ def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENT
     shown = ("voucher_no", "atena_no", "name_kana", "birth_date", "sex", "exam_date",
              "institution_code", "method")  # fmt: skip
     cells = [(BY_KEY[k].header, cells_by_key.get(k, "")) for k in shown]
-    people = residents.names_of(row.candidates or [])
-    out = []
     from kenshin.core.wareki import parse_date
+
+    wanted = list(row.candidates or [])
+    found_by_search: set[str] = set()
+    if not wanted:
+        found_by_search = _search_candidates(request, cells_by_key, purpose)
+        wanted = sorted(found_by_search)
+    people = residents.names_of(wanted)
+    out = []
 
     def same_birth(value: Any) -> bool:
         try:
@@ -196,7 +204,7 @@ def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENT
             return False
 
     sex_given = {"1": 1, "2": 2, "男": 1, "女": 2}.get(cells_by_key.get("sex", ""))
-    for atena_no in row.candidates or []:
+    for atena_no in wanted:
         p = people.get(atena_no)
         if p is None:
             continue
@@ -211,9 +219,31 @@ def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENT
                 p.birth_date.isoformat(),
                 p.status_label,
                 {"birth_date": same_birth(p.birth_date), "sex": sex_given == p.sex},
+                atena_no in found_by_search,
             )
         )
     return Quarantined(row, cells, out)
+
+
+def _search_candidates(request: Any, cells: dict[str, str], purpose: str) -> set[str]:
+    """For a row with no hard key: people of the same birth date whose kana starts with the
+    row's family name — candidates for a person to judge, never a match (IMP-05)."""
+    from kenshin.core.wareki import parse_date
+
+    family = (cells.get("name_kana", "").replace(" ", "\u3000").split("\u3000") or [""])[0]
+    try:
+        birth = parse_date(cells.get("birth_date", ""))
+    except ValueError:
+        return set()
+    if not family:
+        return set()
+    try:
+        found = residents.search_residents(kana=family, birth_date=birth, limit=10)
+    except residents.SearchRejected:
+        return set()
+    audit.record(audit.Event.SEARCH, request, audit.Subject("intake_row", "kana+birth"), purpose,
+                 function=RESOLVE, hits=len(found))  # fmt: skip
+    return {r.atena_no for r in found}
 
 
 def error_file_chunks(request: Any, batch: ImportBatch, encoding: str) -> Iterator[bytes]:
@@ -222,3 +252,39 @@ def error_file_chunks(request: Any, batch: ImportBatch, encoding: str) -> Iterat
                  Purpose.RESULT_ENTRY, function="intake.import", rows=error_count(batch),
                  encoding=encoding)  # fmt: skip
     return error_file(batch, encoding)
+
+
+@dataclass(frozen=True)
+class FhirExport:
+    bundles: list[dict[str, Any]]
+    skipped: list[tuple[int, str]]  # (exam id, why the national format cannot carry it)
+
+
+def fhir_export(
+    request: Any, atena_no: str, fiscal_year: int | None = None,
+    purpose: str = Purpose.RESULT_ENTRY,
+) -> FhirExport:  # fmt: skip
+    """A person's exams as national 自治体検診 FHIR Bundles (docs/formats/fhir.md); exams whose
+    results the national format has no code for are listed, not guessed. Recorded as an export."""
+    from kenshin.intake import fhir
+    from kenshin.screening import services as screening
+
+    person = residents.names_of([atena_no]).get(atena_no)
+    if person is None:
+        raise IntakeError("この宛名番号の住民記録がありません")
+    bundles, skipped = [], []
+    for e in screening.exams_for_export(atena_no, fiscal_year):
+        exam = fhir.ExportExam(
+            birth_date=person.birth_date, sex=person.sex, name_kana=person.name_kana,
+            exam_date=e.exam_date, institution_code=e.institution_code, setting=e.setting,
+            programme=e.programme, method=e.method, results=dict(e.results),
+            smoking_index=e.smoking_index, seiken_date=e.seiken_date,
+            seiken_result=e.seiken_result,
+        )  # fmt: skip
+        try:
+            bundles.append(fhir.exam_bundle(exam, bundle_id=f"kenshin-exam-{e.exam_id}"))
+        except fhir.FhirExportError as exc:
+            skipped.append((e.exam_id, str(exc)))
+    audit.record(audit.Event.EXPORT, request, atena_no, purpose, function="intake.import",
+                 format="fhir", rows=len(bundles), skipped=len(skipped))  # fmt: skip
+    return FhirExport(bundles, skipped)

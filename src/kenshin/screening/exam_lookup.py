@@ -191,3 +191,61 @@ def revise_exams(
                 fields=sorted(changes), source=source[:100],
             )  # fmt: skip
     return len(revisions)
+
+
+@dataclass(frozen=True)
+class ExamForExport:
+    """An exam as the national electronic format carries it (intake's FHIR export)."""
+
+    exam_id: int
+    atena_no: str
+    fiscal_year: int
+    programme: str
+    method: str
+    exam_date: date
+    setting: str
+    institution_code: str
+    results: Mapping[str, str]
+    smoking_index: int | None
+    seiken_result: str  # the case's counted result ('' while unknown or no case)
+    seiken_date: date | None  # the 精検機関's report's day, where one says it
+
+
+def exams_for_export(atena_no: str, fiscal_year: int | None = None) -> list[ExamForExport]:
+    """A person's exams (of one fiscal year, or all) with the 精検 outcome, oldest first."""
+    mc = settings.MUNICIPALITY_CODE
+    qs = Exam.objects.filter(municipality_code=mc, atena_no=atena_no)
+    if fiscal_year is not None:
+        qs = qs.filter(fiscal_year=fiscal_year)
+    exams = list(qs.order_by("exam_date", "id"))
+    cases = {
+        c.exam_id: c
+        for c in FollowUpCase.objects.filter(exam_id__in=[e.pk for e in exams]).prefetch_related(
+            "reports"
+        )
+    }
+    out = []
+    for e in exams:
+        case = cases.get(e.pk)
+        dates = (
+            [r.exam_date for r in case.reports.all() if r.from_institution and r.exam_date]
+            if case
+            else []
+        )
+        out.append(
+            ExamForExport(
+                e.pk,
+                e.atena_no,
+                e.fiscal_year,
+                e.programme,
+                e.method,
+                e.exam_date,
+                e.setting,
+                e.institution_code,
+                dict(e.results or {}),
+                e.smoking_index,
+                case.result if case else "",
+                max(dates) if dates else None,
+            )
+        )
+    return out

@@ -16,10 +16,12 @@ from kenshin.screening.exam_history import (
     record_exam_history,
 )
 from kenshin.screening.exam_lookup import (
+    ExamForExport,
     RevisionRefused,
     StoredExam,
     VoucherRecord,
     VoucherUse,
+    exams_for_export,
     exams_on_record,
     revise_exams,
     voucher_uses,
@@ -33,6 +35,7 @@ from kenshin.screening.vouchers import issue_vouchers
 __all__ = [
     "BuildReport",
     "ExamFact",
+    "ExamForExport",
     "FollowUpFact",
     "RevisionRefused",
     "SeikenReportFact",
@@ -42,6 +45,7 @@ __all__ = [
     "build_roster",
     "eligible_atena_nos",
     "exam_count",
+    "exams_for_export",
     "exams_on_record",
     "issue_vouchers",
     "record_exam_history",

@@ -105,7 +105,9 @@ def test_commit_needs_the_permission_and_views_need_import(town, staff, settings
     batch, _ = upload(staff("jimu"), csv_bytes([fobt(KEN)]))
     viewer = staff("etsuran")
     assert viewer.get(reverse("intake:batch", args=[batch.pk])).status_code == 403
-    assert viewer.post(reverse("intake:commit", args=[batch.pk]), {"mode": "all"}).status_code == 403
+    assert (
+        viewer.post(reverse("intake:commit", args=[batch.pk]), {"mode": "all"}).status_code == 403
+    )
     batch.refresh_from_db()
     assert batch.state == BatchState.STAGED
 
