@@ -242,10 +242,24 @@ def _check_method(row: CheckedRow, ctx: Context) -> None:
             continue
         code = _result_value(rule, key, value)
         if code is None:
-            allowed = "、".join(sorted(set(rule.values[key].values())))
-            _err(row, key, value, f"{BY_KEY[key].header}に使えない値です（{allowed} のどれか）")
+            _err(row, key, value, f"{BY_KEY[key].header}に使えない値です（{_allowed(rule, key)}）")
         else:
             row.results[key] = code
+
+
+def _allowed(rule: MethodRule, item: str) -> str:
+    """The item's values for a message: each code with its label when the label is short
+    (negative＝陰性), the codes alone when the labels are sentences (胃X線のカテゴリー)."""
+    labels: dict[str, str] = {}
+    for alias, code in rule.values[item].items():
+        if alias != code and (code not in labels or len(alias) < len(labels[code])):
+            labels[code] = alias
+    codes = sorted(set(rule.values[item].values()))
+    if all(len(labels.get(c, "")) <= 6 for c in codes):
+        shown = [f"{c}＝{labels[c]}" if labels.get(c) and labels[c] != c else c for c in codes]
+    else:
+        shown = codes
+    return "、".join(shown) + " のどれか"
 
 
 def _check_other(row: CheckedRow, ctx: Context) -> None:

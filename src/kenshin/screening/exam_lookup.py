@@ -56,6 +56,22 @@ def vouchers_by_number(numbers: Iterable[str]) -> dict[str, VoucherRecord]:
     return out
 
 
+def vouchers_for(atena_nos: Iterable[str], fiscal_year: int) -> dict[str, str]:
+    """The year's voucher number of each of these people who has one (every-programme vouchers
+    first, then the lowest number): what a clinic's file would carry for them."""
+    mc = settings.MUNICIPALITY_CODE
+    out: dict[str, str] = {}
+    for chunk in _chunks(atena_nos):
+        for atena, no in (
+            Voucher.objects.filter(municipality_code=mc, fiscal_year=fiscal_year,
+                                   atena_no__in=chunk)
+            .order_by("atena_no", "programme", "voucher_no")
+            .values_list("atena_no", "voucher_no")
+        ):  # fmt: skip
+            out.setdefault(atena, no)
+    return out
+
+
 @dataclass(frozen=True)
 class StoredExam:
     """An exam on record, as intake compares it with a row of a file."""

@@ -26,6 +26,7 @@ from kenshin.screening.exam_lookup import (
     revise_exams,
     voucher_uses,
     vouchers_by_number,
+    vouchers_for,
     would_need_seiken,
 )
 from kenshin.screening.models import RosterEntry, Voucher
@@ -54,6 +55,7 @@ __all__ = [
     "voucher_is_well_formed",
     "voucher_uses",
     "vouchers_by_number",
+    "vouchers_for",
     "would_need_seiken",
 ]
 

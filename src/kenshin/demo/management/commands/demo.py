@@ -80,6 +80,7 @@ class Command(BaseCommand):
         self._exam_history(options["seed"])
         self._rosters()
         self._vouchers()
+        self._intake_sample(options["seed"])
         self.stdout.write("")
         for code, name in DEMO_INSTITUTIONS:
             accounts.ensure_institution(code, name)
@@ -155,6 +156,16 @@ class Command(BaseCommand):
         self.stdout.write(
             f"令和8年度の受診券 {len(issued):,} 枚を発行しました（番号は受診台帳に出ます）。"
         )
+
+    def _intake_sample(self, seed: int) -> None:
+        """A clinic's result file for this city, to try 結果ファイル取込 with."""
+        from kenshin.demo.intake_samples import write_result_file
+
+        path = Path(settings.VAR_DIR) / "demo" / "kekka-2026-11-clinic.csv"
+        if not path.exists():
+            with clock.frozen(date(2026, 11, 26)):
+                write_result_file(path, seed)
+        self.stdout.write(f"結果ファイル取込の試し用ファイル: {path}")
 
     def _rosters(self) -> None:
         """The FY2025 and FY2026 rosters (対象者名簿), built once so the pages have data."""
