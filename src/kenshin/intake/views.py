@@ -7,6 +7,8 @@ expected, and the error file to download. Long steps run as jobs with a progress
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -18,6 +20,7 @@ from kenshin.core.permissions import requires
 from kenshin.intake import services
 from kenshin.intake.forms import CommitForm, ErrorFileForm, ResolveForm, UploadForm
 from kenshin.intake.permissions import COMMIT, IMPORT, RESOLVE
+from kenshin.programs import services as programs
 
 TABS = (
     ("error", "エラー"),
@@ -28,6 +31,24 @@ TABS = (
     ("rejected", "取り込まない"),
     ("flagged", "注意"),
 )
+
+
+def _method_names(fiscal_year: int) -> dict[str, str]:
+    """Method code → its name in the batch's year (staff read 便潜血検査…, not a code)."""
+    try:
+        return {m.code: m.name for m in programs.catalogue(fiscal_year).methods}
+    except programs.CatalogueMissing:
+        return {}
+
+
+def _named(page, fiscal_year: int):
+    """The preview page with each row's method shown by name."""
+    if page is not None:
+        names = _method_names(fiscal_year)
+        page.object_list = [
+            dataclasses.replace(r, method=names.get(r.method, r.method)) for r in page.object_list
+        ]
+    return page
 
 
 def _batch_or_404(batch_id: int):
@@ -83,7 +104,7 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
         "run": run,
         "tabs": [(code, label, b.counts.get(code, 0)) for code, label in TABS],
         "tab": tab,
-        "page": services.rows_page(b, tab, page_no) if b.counts else None,
+        "page": _named(services.rows_page(b, tab, page_no), b.fiscal_year) if b.counts else None,
         "commit_form": CommitForm() if staged else None,
         "error_form": ErrorFileForm(),
         "errors_left": services.error_count(b) if b.counts else 0,
@@ -158,11 +179,11 @@ def resolve(request: HttpRequest, row_id: int) -> HttpResponse:
             q = services.quarantined_row(request, row_id)
         except services.IntakeError:
             raise Http404("この行はありません") from None
-        choices = [(c.atena_no, c.atena_no) for c in q.candidates]
+        choices = [(c.atena_no, f"{c.atena_no}（{c.name}）") for c in q.candidates]
         form = ResolveForm(candidates=choices)
         return render(request, "intake/resolve.html", {"q": q, "form": form})
     q = services.quarantined_row(request, row_id)
-    choices = [(c.atena_no, c.atena_no) for c in q.candidates]
+    choices = [(c.atena_no, f"{c.atena_no}（{c.name}）") for c in q.candidates]
     form = ResolveForm(request.POST, candidates=choices)
     if form.is_valid():
         accept = form.cleaned_data["decision"] == "accept"

@@ -42,5 +42,5 @@ def test_profile_sample_maps_only_known_keys():
 
 @pytest.mark.parametrize("name", ["kenshin-results.csv", "kenshin-results.xlsx"])
 def test_samples_have_every_required_header(name):
-    source, rows = _rows(name)
+    _, rows = _rows(name)
     assert len(rows) == 5 and all(r.row_no >= 2 for r in rows)
