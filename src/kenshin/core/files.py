@@ -27,9 +27,10 @@ class FileFacts:
     sha256: str
     encoding: str  # "utf-8-sig", "utf-8" or "cp932"
     size: int
-    bad_line: int | None = None  # first line that is neither UTF-8 nor CP932
+    bad_line: int | None = None  # first line neither UTF-8 nor CP932 (mixed: the odd one)
     head: bytes = b""  # the first bytes (magic numbers: a workbook, a UTF-16 BOM, a PDF…)
     nul: bool = False  # a NUL byte somewhere: binary data, not text
+    mixed: bool = False  # some lines are UTF-8 text, others are not: two encodings in one file
 
 
 def inspect_file(path: Path) -> FileFacts:
@@ -64,9 +65,18 @@ def inspect_file(path: Path) -> FileFacts:
     else:
         encoding = "cp932"
     bad_line = None
+    mixed = False
+    if not utf8_ok:
+        # CP932 decodes most UTF-8 Japanese without an error (as mojibake), so a file whose
+        # lines were saved in both encodings would otherwise be read as CP932, garbled.
+        utf8_line, other_line = _line_kinds(path)
+        mixed = utf8_line is not None and other_line is not None
+        if mixed and encoding == "cp932":
+            # The line that differs from the first line with Japanese in it.
+            bad_line = max(utf8_line or 0, other_line or 0)
     if encoding == "utf-8-sig" and not utf8_ok:
         bad_line = _first_undecodable_line(path, "utf-8")  # a BOM says UTF-8: believe it
-    elif encoding == "cp932":
+    elif encoding == "cp932" and not mixed:
         cp932_bad = _first_undecodable_line(path, "cp932")
         if cp932_bad is not None:
             # Neither decodes: the encoding that reads further is most likely the intended
@@ -74,8 +84,29 @@ def inspect_file(path: Path) -> FileFacts:
             bad_line = max(cp932_bad, _first_undecodable_line(path, "utf-8") or 0)
     return FileFacts(
         path=path, sha256=digest.hexdigest(), encoding=encoding, size=size, bad_line=bad_line,
-        head=first, nul=nul,
+        head=first, nul=nul, mixed=mixed,
     )  # fmt: skip
+
+
+def _line_kinds(path: Path) -> tuple[int | None, int | None]:
+    """The first line that is UTF-8 Japanese text and the first that is CP932, not UTF-8."""
+    utf8_line = other_line = None
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, start=1):
+            if line.isascii():
+                continue
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                if other_line is None and _decodes(line, "cp932"):
+                    other_line = n
+            else:
+                # U+0800 and above (kana, kanji): CP932 bytes are hardly ever such UTF-8.
+                if utf8_line is None and any(ord(ch) >= 0x800 for ch in text):
+                    utf8_line = n
+            if utf8_line and other_line:
+                break
+    return utf8_line, other_line
 
 
 _MAGIC = (
@@ -94,7 +125,7 @@ def text_problem(facts: FileFacts) -> str | None:
     workbook saved under the wrong name gets one clear message instead of a page of row errors.
     """
     if facts.size == 0:
-        return "ファイルが空です"
+        return "ファイルが空です（0 バイト）。中身の入ったファイルを選び直してください"
     for magic, message in _MAGIC:
         if facts.head.startswith(magic):
             return message
@@ -104,12 +135,25 @@ def text_problem(facts: FileFacts) -> str | None:
         )
     if facts.nul:
         return "文字ではないデータ（バイナリ）が含まれています。CSV ファイルか確かめてください"
+    if facts.mixed and facts.bad_line is not None:
+        return (
+            f"{facts.bad_line} 行目の文字コードがほかの行と違います（UTF-8 と CP932 が"
+            "混ざっています）。ファイル全体を UTF-8 か CP932 のどちらかで保存し直してください"
+        )
     if facts.bad_line is not None:
         return (
             f"{facts.bad_line} 行目に UTF-8 でも CP932 でも読めない文字があります。"
             "UTF-8 または CP932 で保存し直してください"
         )
     return None
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> int | None:
@@ -135,11 +179,13 @@ def _first_undecodable_line(path: Path, encoding: str) -> int | None:
 class RowStream:
     """csv rows of a feed file with their row numbers (1 = header) and the bytes consumed."""
 
-    def __init__(self, facts: FileFacts):
+    def __init__(self, facts: FileFacts, *, strict: bool = False):
+        # strict: an unclosed quote at the end of the file is an error (csv.Error), not a
+        # last cell that silently swallows every row after it.
         self.facts = facts
         self._raw = facts.path.open("rb")
         self._text = io.TextIOWrapper(self._raw, encoding=facts.encoding, newline="")
-        self._reader = csv.reader(self._text)
+        self._reader = csv.reader(self._text, strict=strict)
         self.row = 0
 
     def header(self) -> list[str]:

@@ -14,7 +14,9 @@ without BOM, or CP932, detected by ``core.files``). Limits (IMP-01) come from se
 from __future__ import annotations
 
 import csv
+import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -128,7 +130,8 @@ def map_header(header: list[str], profile: Profile | None) -> tuple[list[str], l
             key = cell
         if key and key in seen:
             raise FileRefused(
-                f"見出し「{BY_KEY[key].header}」が {seen[key]} 列目と {i} 列目の二つにあります"
+                f"見出し「{BY_KEY[key].header}」が {seen[key]} 列目と {i} 列目の二つにあります。"
+                "どちらか一方にしてください"
             )
         if key:
             seen[key] = i
@@ -162,22 +165,37 @@ def _count_check(n: int) -> None:
         raise FileRefused(f"行が多すぎます（上限 {max_rows:,} 行）。ファイルを分けて送ってください")
 
 
+def _no_rows() -> FileRefused:
+    return FileRefused(
+        "データの行がありません（見出しの行だけです）。結果の行を入れたファイルを送ってください"
+    )
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """csv's English error in the words staff can act on."""
+    text = str(exc)
+    if "field limit" in text:
+        return f"{MAX_CELL:,} 文字を超える値があります。値を短くしてください"
+    if "end of data" in text:
+        return '引用符（"）が閉じられていません。閉じ忘れを直してください'
+    if "expected after" in text:
+        return '引用符（"）で囲んだ値の後ろに余分な文字があります。引用符を直してください'
+    return f"CSV の書き方が正しくありません（{text}）。CSV として保存し直してください"
+
+
 # ------------------------------------------------------------------------------ CSV
 
 
 def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
-    stream = RowStream(facts)
+    stream = RowStream(facts, strict=True)
     csv.field_size_limit(MAX_CELL)
     try:
         header = stream.header()
     except csv.Error as exc:
         stream.close()
-        raise FileRefused(f"1 行目を CSV として読めません（{exc}）") from None
-    if not header:
-        stream.close()
-        raise FileRefused("ファイルが空です")
+        raise FileRefused(f"1 行目を CSV として読めません。{_csv_problem(exc)}") from None
     try:
-        keys, ignored = map_header(header, profile)
+        keys, ignored = map_header(header or [""], profile)  # []: the first line is blank
     except FileRefused:
         stream.close()
         raise
@@ -191,11 +209,12 @@ def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
                 try:
                     cells = next(reader)
                 except StopIteration:
+                    if n == 0:
+                        raise _no_rows() from None
                     return
                 except csv.Error as exc:
                     raise FileRefused(
-                        f"{stream.row + 1} 行目を CSV として読めません（{exc}）。"
-                        '引用符（"）の閉じ忘れや、とても長い値がないか確かめてください'
+                        f"{stream.row + 1} 行目を CSV として読めません。{_csv_problem(exc)}"
                     ) from None
                 except UnicodeDecodeError:
                     raise FileRefused(
@@ -217,24 +236,78 @@ def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
 # ------------------------------------------------------------------------------ Excel
 
 
+# A cell's or a row's position in a worksheet: <c r="XFD1048576">, <row r="1048576">. Matched
+# loosely (spaces around =, single quotes, lower case) as the workbook library reads it.
+_COLUMN_AT = re.compile(rb"""\sr\s*=\s*["']([A-Za-z]+)""")
+_ROW_AT = re.compile(rb"""\sr\s*=\s*["'][A-Za-z]*([0-9]+)""")
+_BROKEN_ZIP = (
+    "Excel のブック（.xlsx）として読めません（壊れた ZIP です）。"
+    "Excel で開いて保存し直してから送ってください"
+)
+
+
 def _check_zip(path: Path) -> None:
     """Refuse zip bombs before the workbook library expands anything (IMP-01)."""
-    max_bytes = settings.INTAKE_MAX_XLSX_EXPANDED
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-    except zipfile.BadZipFile:
-        raise FileRefused("Excel のブック（.xlsx）として読めません（壊れた ZIP です）") from None
+            _check_parts(zf)
+    except FileRefused:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            OSError, ValueError):  # fmt: skip
+        raise FileRefused(_BROKEN_ZIP) from None
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters.upper()[:4]:  # four letters are past any limit already
+        n = n * 26 + ch - 64
+    return n
+
+
+def _check_parts(zf: zipfile.ZipFile) -> None:
+    max_bytes = settings.INTAKE_MAX_XLSX_EXPANDED
+    max_columns = settings.INTAKE_MAX_COLUMNS
+    infos = zf.infolist()
     if len(infos) > 10_000:
-        raise FileRefused("Excel のブックの中のファイルが多すぎます")
+        raise FileRefused("Excel のブックの中のファイルが多すぎます。CSV で送ってください")
+    bomb = FileRefused(
+        "Excel のブックを展開すると大きくなりすぎます（圧縮爆弾の疑い）。CSV で送ってください"
+    )
     total = sum(i.file_size for i in infos)
     packed = max(sum(i.compress_size for i in infos), 1)
     if total > max_bytes or total / packed > settings.INTAKE_MAX_ZIP_RATIO:
-        raise FileRefused(
-            "Excel のブックを展開すると大きくなりすぎます（圧縮爆弾の疑い）。CSV で送ってください"
-        )
+        raise bomb
     if not any(i.filename == "xl/workbook.xml" for i in infos):
-        raise FileRefused("Excel のブック（.xlsx）ではない ZIP ファイルです")
+        raise FileRefused(
+            "Excel のブック（.xlsx）ではない ZIP ファイルです。"
+            "Excel のブック（.xlsx）か CSV で送ってください"
+        )
+    # Expand once, counting what comes out rather than trusting the sizes the ZIP declares,
+    # and find the farthest cell: the workbook library sets aside the whole rectangle up to
+    # it, so one value at XFD1048576 of a 5 KB file would take hundreds of gigabytes.
+    expanded = last_row = last_column = 0
+    for info in infos:
+        tail = b""
+        with zf.open(info) as fh:
+            while chunk := fh.read(1 << 20):
+                expanded += len(chunk)
+                if expanded > max_bytes:
+                    raise bomb
+                window = tail + chunk
+                columns = set(_COLUMN_AT.findall(window))
+                rows = set(_ROW_AT.findall(window))
+                last_column = max([last_column, *(_column_number(c) for c in columns)])
+                last_row = max([last_row, *(int(r[:10]) for r in rows)])
+                # What may be cut at the end, spaces (however many) kept as one.
+                kept = window.rstrip()
+                tail = kept[-4096:] + (b" " if len(kept) < len(window) else b"")
+    if last_column > max_columns:
+        raise FileRefused(
+            f"列が多すぎます（{last_column:,} 列目に値があります。上限 {max_columns} 列）。"
+            "データのある範囲だけを新しいブックに貼り付けて保存し直すか、CSV で送ってください"
+        )
+    _count_check(last_row - 1)  # the header is row 1
 
 
 def _cell_text(value: object) -> str:
@@ -271,18 +344,24 @@ def _open_xlsx(facts: FileFacts, profile: Profile | None) -> Source:
     if not data:
         raise FileRefused("Excel のブックの最初のシートが空です")
     header = [_cell_text(c) for c in data[0]]
+    while header and not header[-1].strip():
+        header.pop()  # the sheet is as wide as its widest row: a cell past the header shows
     keys, ignored = map_header(header, profile)
     width = len(header)
 
     def rows() -> Iterator[SourceRow]:
+        n = 0
         for i, raw in enumerate(data[1:], start=2):
             cells = [_cell_text(c) for c in raw]
             if not any(c.strip() for c in cells):
                 continue
+            n += 1
             row = _row(i, keys, cells, profile)
             if len(cells) > width and any(c.strip() for c in cells[width:]):
                 row.cells["__width__"] = f"{width}:{len(cells)}"
             yield row
+        if n == 0:
+            raise _no_rows()
 
     facts = FileFacts(**{**facts.__dict__, "encoding": ""})
     done = [0]
@@ -315,6 +394,11 @@ def _open_fhir(facts: FileFacts) -> Source:
                 yield row
         except fhir.FhirFormatError as exc:
             raise FileRefused(str(exc)) from None
+        except RecursionError:  # [[[[… nested past the parser's depth
+            raise FileRefused(
+                f"{n + 1} 件目の Bundle の JSON の入れ子が深すぎます。"
+                "FHIR の Bundle か確かめてください"
+            ) from None
 
     header = ["Bundle", "報告区分", "生年月日", "性別", "受診日", "検査方法"]
     return Source(facts, "fhir", [], [], rows(), header, bundles, lambda: done[0])
