@@ -251,7 +251,9 @@ def resolve_row(
         if atena_no is None:
             row.status = RowStatus.REJECTED
         else:
-            row.status, row.atena_no, row.fact = _accepted(row, batch, atena_no)
+            row.status, row.atena_no, fact = _accepted(row, batch, atena_no)
+            for name, value in zip(pipeline.EXAM_FIELDS, pipeline.exam_values(fact), strict=True):
+                setattr(row, name, value)
         row.resolved_by, row.resolved_at = _name(actor), now
         row.problems = (row.problems or []) + [
             {"column": "", "value": "", "message": f"職員の判断: {reason[:200]}"}

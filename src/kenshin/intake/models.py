@@ -112,6 +112,26 @@ class StagedRow(models.Model):
     candidates = models.JSONField("候補の宛名番号", null=True, blank=True)
     resolved_by = models.CharField("解決した職員", max_length=150, blank=True, db_default="")
     resolved_at = models.DateTimeField("解決日時", null=True, blank=True)
+    # The exam as it will be written (new and updated rows), in the exam table's own terms:
+    # the commit copies new rows with one INSERT … SELECT (screening.insert_exams_from).
+    programme = models.CharField("検診事業", max_length=20, blank=True, db_default="")
+    exam_date = models.DateField("受診日", null=True, blank=True)
+    setting = models.CharField("検診方式", max_length=10, blank=True, db_default="")
+    institution_code = models.CharField("医療機関コード", max_length=10, blank=True, db_default="")
+    results = models.JSONField("結果", null=True, blank=True)
+    smoking_index = models.PositiveIntegerField("喫煙指数", null=True, blank=True)
+    follow_up_due = models.DateField("追跡検査の時期", null=True, blank=True)
+    needs_seiken = models.BooleanField("要精検", default=False, db_default=False)
+    hpv_follow_up = models.BooleanField("HPV 追跡検査", default=False, db_default=False)
+    voucher_no = models.CharField("受診券番号", max_length=20, blank=True, db_default="")
+    coupon_no = models.CharField("クーポン番号", max_length=16, blank=True, db_default="")
+    place = models.CharField("検診場所", max_length=100, blank=True, db_default="")
+    age_at_exam = models.PositiveSmallIntegerField("受診時年齢", null=True, blank=True)
+    fy_end_age = models.PositiveSmallIntegerField("年度末年齢", null=True, blank=True)
+    complication = models.CharField("偶発症", max_length=200, blank=True, db_default="")
+    billing_category = models.CharField("請求区分", max_length=20, blank=True, db_default="")
+    billing_month = models.DateField("請求月", null=True, blank=True)
+    seiken = models.JSONField("精密検査の報告（ファイルにあれば）", null=True, blank=True)
 
     class Meta:
         verbose_name = "取込行"

@@ -28,7 +28,7 @@ from django.db import transaction
 from kenshin.core import clock
 from kenshin.core.bulk import bulk_insert
 from kenshin.intake import rules
-from kenshin.intake.layout import SourceRow
+from kenshin.intake.layout import RESULT_KEYS, SourceRow
 from kenshin.intake.models import BatchState, CommitMode, ImportBatch, RowStatus, StagedRow
 from kenshin.intake.readers import FileRefused, Profile, Source, open_file
 from kenshin.programs import services as programs
@@ -39,6 +39,16 @@ CHUNK = 10_000
 Progress = Callable[[str, int, int], None]  # stage text, done, total
 _ROW_FIELDS = ("batch", "row_no", "status", "atena_no", "method", "exam_id", "fact", "diff", "raw",
                "problems", "flags", "candidates")  # fmt: skip
+# The exam's own columns on a staged row (new and updated rows), as the commit copies them.
+EXAM_FIELDS = ("programme", "exam_date", "setting", "institution_code", "results",
+               "smoking_index", "follow_up_due", "needs_seiken", "hpv_follow_up", "voucher_no",
+               "coupon_no", "place", "age_at_exam", "fy_end_age", "complication",
+               "billing_category", "billing_month", "seiken")  # fmt: skip
+_NO_EXAM = ("", None, "", "", None, None, None, False, False, "", "", "", None, None, "", "", None,
+            None)  # fmt: skip
+_JSON_FIELDS = frozenset({"fact", "diff", "raw", "problems", "flags", "candidates", "results",
+                          "seiken"})  # fmt: skip
+_ALL_FIELDS = _ROW_FIELDS + EXAM_FIELDS
 
 
 class IntakeError(ValueError):
@@ -82,6 +92,7 @@ def build_context(fiscal_year: int) -> rules.Context:
                 triage=spec.rule == "triage",
                 seiken_methods=frozenset(m.code for m in seiken.methods) if seiken else frozenset(),
                 seiken_results=frozenset(seiken.results) if seiken else frozenset(),
+                others=tuple(k for k in RESULT_KEYS if k not in values),
             )  # fmt: skip
             methods[method.code] = methods[method.name] = rule
     max_text = {"place": 100, "complication": 200, "billing_category": 20,
@@ -117,15 +128,31 @@ class _Seen:
     vouchers: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
 
 
-def _people(atena_nos: set[str]) -> dict[str, rules.PersonInfo]:
-    return {
-        a: rules.PersonInfo(a, p.birth_date, p.sex, p.name_kana)
-        for a, p in residents.names_of(atena_nos).items()
-    }
+def _people(atena_nos: set[str]) -> dict[str, Any]:
+    """The register's identities (the same fields as rules.PersonInfo, read as they come)."""
+    return residents.identities_of(atena_nos)
 
 
-def _voucher_info(v: screening.VoucherRecord) -> rules.VoucherInfo:
-    return rules.VoucherInfo(v.voucher_no, v.atena_no, v.fiscal_year, v.programme)
+def exam_values(fact: dict[str, Any]) -> tuple[Any, ...]:
+    """A fact (rules.fact_of) as the staged row's exam columns, 要精検 decided by screening's
+    rule for the exam (the same function every other way of recording an exam uses)."""
+    day = date.fromisoformat(fact["exam_date"])
+    seiken, due = screening.exam_outcome(fact["method"], day, fact["results"],
+                                         follow_up=fact["hpv_follow_up"])  # fmt: skip
+    month = fact["billing_month"]
+    report = fact["seiken"]
+    return (
+        fact["programme"], day, fact["setting"], fact["institution_code"], fact["results"],
+        fact["smoking_index"], due, seiken, fact["hpv_follow_up"], fact["voucher_no"],
+        fact["coupon_no"], fact["place"], fact["age_at_exam"], fact["fy_end_age"],
+        fact["complication"], fact["billing_category"],
+        date.fromisoformat(month) if month else None,
+        report if report and (report.get("result") or report.get("exam_date")) else None,
+    )  # fmt: skip
+
+
+def _voucher_info(v: screening.VoucherRecord) -> Any:
+    return v  # the same fields as rules.VoucherInfo
 
 
 def _problems(items: Sequence[rules.Problem]) -> list[dict[str, str]] | None:
@@ -170,13 +197,18 @@ def _stage_chunk(
         if row.flags:
             counts.flagged += 1
         keep_raw = status in (RowStatus.ERROR, RowStatus.QUARANTINED) or bool(row.flags)
+        exam = _NO_EXAM
+        if fact is not None:
+            exam = exam_values(fact)
+        stored_fact = fact if status == RowStatus.UPDATED else None
         if status == RowStatus.QUARANTINED:
-            fact = {"cells": row.source.cells}
+            stored_fact = {"cells": row.source.cells}
         out.append((
             batch.pk, row.source.row_no, status, atena or "", row.method.code if row.method else "",
-            exam_id, fact, diff, row.source.raw if keep_raw else None,
+            exam_id, stored_fact, diff, row.source.raw if keep_raw else None,
             _problems(reasons), _problems(row.flags),
             list(match.candidates) if match and status == RowStatus.QUARANTINED else None,
+            *exam,
         ))  # fmt: skip
     return out
 
@@ -291,7 +323,7 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
         label = "ファイルを読み、確認・照合しています"
         rows = _checked(source, ctx)
         while chunk := list(islice(rows, CHUNK)):
-            bulk_insert(StagedRow, _ROW_FIELDS, _jsonable(_stage_chunk(batch, chunk, seen, counts)))
+            bulk_insert(StagedRow, _ALL_FIELDS, _jsonable(_stage_chunk(batch, chunk, seen, counts)))
             if progress is not None:
                 progress(label, source.position(), source.total)
         if counts.rows == 0:
@@ -311,8 +343,7 @@ def _jsonable(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     """JSON columns as text for the bulk writer (COPY and executemany take no dicts)."""
     import json
 
-    json_at = [i for i, name in enumerate(_ROW_FIELDS) if name in
-               ("fact", "diff", "raw", "problems", "flags", "candidates")]  # fmt: skip
+    json_at = [i for i, name in enumerate(_ALL_FIELDS) if name in _JSON_FIELDS]
     for row in rows:
         values = list(row)
         for i in json_at:
@@ -324,30 +355,38 @@ def _jsonable(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
 # ------------------------------------------------------------------------------ commit
 
 
-def _exam_fact(fact: dict[str, Any], by: str) -> screening.ExamFact:
-    seiken = fact.get("seiken")
-    follow_up = None
-    if seiken and (seiken.get("result") or seiken.get("exam_date")):
-        report = screening.SeikenReportFact(
-            from_institution=True,
-            exam_date=date.fromisoformat(seiken["exam_date"]) if seiken["exam_date"] else None,
-            institution=seiken.get("institution", ""),
-            method=seiken.get("method", ""),
-            result=seiken.get("result", ""),
-        )
-        follow_up = screening.FollowUpFact(reports=(report,))
-    month = fact.get("billing_month")
+def _exam_fact(row: StagedRow, by: str) -> screening.ExamFact:
+    """A new row that brings its 精検 report: through the bulk path that records reports."""
+    seiken = row.seiken or {}
+    report = screening.SeikenReportFact(
+        from_institution=True,
+        exam_date=date.fromisoformat(seiken["exam_date"]) if seiken.get("exam_date") else None,
+        institution=seiken.get("institution", ""),
+        method=seiken.get("method", ""),
+        result=seiken.get("result", ""),
+    )
+    assert row.exam_date is not None  # nosec B101 - new rows carry their exam
     return screening.ExamFact(
-        atena_no=fact["atena_no"], programme=fact["programme"], method=fact["method"],
-        exam_date=date.fromisoformat(fact["exam_date"]), setting=fact["setting"],
-        institution_code=fact["institution_code"], smoking_index=fact["smoking_index"],
-        results=fact["results"], hpv_follow_up=fact["hpv_follow_up"],
-        voucher_no=fact["voucher_no"], coupon_no=fact["coupon_no"], place=fact["place"],
-        age_at_exam=fact["age_at_exam"], fy_end_age=fact["fy_end_age"],
-        complication=fact["complication"], billing_category=fact["billing_category"],
-        billing_month=date.fromisoformat(month) if month else None, recorded_by=by,
-        recorded_at=clock.now(), follow_up=follow_up,
+        atena_no=row.atena_no, programme=row.programme, method=row.method,
+        exam_date=row.exam_date, setting=row.setting, institution_code=row.institution_code,
+        smoking_index=row.smoking_index, results=row.results, hpv_follow_up=row.hpv_follow_up,
+        voucher_no=row.voucher_no, coupon_no=row.coupon_no, place=row.place,
+        age_at_exam=row.age_at_exam, fy_end_age=row.fy_end_age, complication=row.complication,
+        billing_category=row.billing_category, billing_month=row.billing_month, recorded_by=by,
+        recorded_at=clock.now(), follow_up=screening.FollowUpFact(reports=(report,)),
     )  # fmt: skip
+
+
+def _new_rows_sql(batch: ImportBatch) -> tuple[str, list[Any]]:
+    """SELECT of the batch's new rows (without a 精検 report) in the exam table's columns."""
+    table = StagedRow._meta.db_table
+    given = {"fiscal_year": "%s"}
+    columns = ", ".join(f"{given.get(c, c)} AS {c}" for c in screening.EXAM_COLUMNS)
+    return (
+        f"SELECT {columns} FROM {table} WHERE batch_id = %s AND status = %s "  # noqa: S608  # nosec B608 - names from code
+        "AND seiken IS NULL",
+        [batch.fiscal_year, batch.pk, RowStatus.NEW.value],
+    )
 
 
 @dataclass
@@ -356,32 +395,6 @@ class CommitCounts:
     revised: int = 0
     already: int = 0  # new at staging, on record by the commit (another batch took them in)
     left: int = 0  # rows not committed (errors, quarantine, rejected)
-
-
-def _new_facts(batch: ImportBatch, by: str, counts: CommitCounts,
-               progress: Progress | None, total: int) -> Iterator[screening.ExamFact]:  # fmt: skip
-    """The batch's new rows as exam facts, chunk by chunk, skipping any now on record."""
-    rows = (
-        StagedRow.objects.filter(batch=batch, status=RowStatus.NEW)
-        .order_by("row_no", "method")
-        .values_list("fact", flat=True)
-    )
-    done = 0
-    for start in range(0, total, CHUNK):
-        facts = list(rows[start : start + CHUNK])
-        on_record = {
-            (e.atena_no, e.method, e.exam_date.isoformat(), e.hpv_follow_up)
-            for e in screening.exams_on_record({f["atena_no"] for f in facts}, batch.fiscal_year)
-        }
-        for fact in facts:
-            key = (fact["atena_no"], fact["method"], fact["exam_date"], fact["hpv_follow_up"])
-            if key in on_record:
-                counts.already += 1
-                continue
-            yield _exam_fact(fact, by)
-        done += len(facts)
-        if progress is not None:
-            progress("受診記録を書き込んでいます", done, total)
 
 
 def needs_approval(batch: ImportBatch) -> bool:
@@ -422,13 +435,40 @@ def commit(batch_id: int, actor: Any, mode: str, progress: Progress | None = Non
                 "照合保留を解決するか、「正しい行だけ」を選んでください"
             )
         new_total = StagedRow.objects.filter(batch=batch, status=RowStatus.NEW).count()
-        try:
-            counts.written = screening.record_exam_history(
-                _new_facts(batch, by, counts, progress, new_total),
-                actor=actor, source=f"intake:{batch.pk}",
-            )  # fmt: skip
-        except ValueError as exc:  # a rule changed since staging: nothing is written
-            raise IntakeError(f"確定できませんでした（{exc}）。もう一度確認してください") from None
+        if progress is not None:
+            progress("受診記録を書き込んでいます", 0, max(new_total, 1))
+        select, params = _new_rows_sql(batch)
+        counts.written = screening.insert_exams_from(
+            select, params, actor=actor, recorded_by=by, source=f"intake:{batch.pk}"
+        )
+        with_reports = [
+            _exam_fact(r, by)
+            for r in StagedRow.objects.filter(
+                batch=batch, status=RowStatus.NEW, seiken__isnull=False
+            )
+        ]
+        if with_reports:
+            on_record = {
+                (e.atena_no, e.method, e.exam_date, e.hpv_follow_up)
+                for e in screening.exams_on_record(
+                    {f.atena_no for f in with_reports}, batch.fiscal_year
+                )
+            }
+            fresh = [
+                f for f in with_reports
+                if (f.atena_no, f.method, f.exam_date, f.hpv_follow_up) not in on_record
+            ]  # fmt: skip
+            try:
+                counts.written += screening.record_exam_history(
+                    fresh, actor=actor, source=f"intake:{batch.pk}"
+                )
+            except ValueError as exc:  # a rule changed since staging: nothing is written
+                raise IntakeError(
+                    f"確定できませんでした（{exc}）。もう一度確認してください"
+                ) from None
+        counts.already = new_total - counts.written
+        if progress is not None:
+            progress("受診記録を書き込んでいます", new_total, max(new_total, 1))
         revisions = [
             (r.exam_id, {k: r.fact.get(k) for k in r.diff})
             for r in StagedRow.objects.filter(batch=batch, status=RowStatus.UPDATED)

@@ -15,10 +15,11 @@ hard key is never matched automatically; every doubt goes to quarantine for staf
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from kenshin.core.fiscal import age_on, fiscal_year_of, fy_end_age
 from kenshin.core.text import kana_search_key, normalize_digits
@@ -26,6 +27,7 @@ from kenshin.core.wareki import parse_date
 from kenshin.intake.layout import BY_KEY, FREE_TEXT, RESULT_KEYS, SourceRow
 
 FORMULA_START = ("=", "+", "-", "@")
+SEIKEN_KEYS = ("seiken_date", "seiken_institution", "seiken_method", "seiken_result")
 _DIGITS = re.compile(r"^[0-9]+$")
 _MONTH = re.compile(r"^(\d{4})[-/.年]?(\d{1,2})月?$")
 SEX = {"1": 1, "2": 2, "男": 1, "女": 2, "男性": 1, "女性": 2, "M": 1, "F": 2, "m": 1, "f": 2}
@@ -64,6 +66,7 @@ class MethodRule:
     triage: bool  # HPV検査単独法: triage items needed when HPV positive
     seiken_methods: frozenset[str]
     seiken_results: frozenset[str]
+    others: tuple[str, ...] = ()  # the result columns that are not this method's (must be blank)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class Context:
     max_text: Mapping[str, int]  # free-text column → max length
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckedRow:
     """A row's values after reading, with what is wrong (problems) and what to look at (flags)."""
 
@@ -113,23 +116,39 @@ def _err(row: CheckedRow, column: str, value: str, message: str) -> None:
     row.problems.append(Problem(column, value, message))
 
 
-def _date(row: CheckedRow, key: str, value: str) -> date | None:
-    if not value:
-        return None
+@lru_cache(maxsize=131_072)
+def _parsed_date(value: str) -> date | str:
+    """A date, or the message saying why the text is not one (a file repeats its dates: the
+    exam days of a month, the birth dates of its people — each is read once)."""
     try:
         return parse_date(value)
     except ValueError as exc:
-        _err(row, key, value, str(exc))
+        return str(exc)
+
+
+def _date(row: CheckedRow, key: str, value: str) -> date | None:
+    if not value:
         return None
+    parsed = _parsed_date(value)
+    if isinstance(parsed, str):
+        _err(row, key, value, parsed)
+        return None
+    return parsed
 
 
-def _digits(row: CheckedRow, key: str, value: str, lengths: Iterable[int], what: str) -> str:
-    folded = normalize_digits(value)
+def _digits(row: CheckedRow, key: str, value: str, lengths: range, what: str) -> str:
+    if not value:
+        return ""
+    if value.isascii() and value.isdigit():  # the usual case: nothing to fold
+        if len(value) in lengths:
+            return value
+        folded = value
+    else:
+        folded = normalize_digits(value)
     if not folded:
         return ""
-    lengths = tuple(lengths)
     if not _DIGITS.match(folded) or len(folded) not in lengths:
-        n = "・".join(str(n) for n in lengths)
+        n = f"{lengths.start}〜{lengths.stop - 1}" if len(lengths) > 1 else str(lengths.start)
         _err(row, key, value, f"{what}は {n} 桁の数字です")
         return ""
     return folded
@@ -164,12 +183,12 @@ def check_row(source: SourceRow, ctx: Context) -> CheckedRow:
                           "列がずれていないか確かめてください")  # fmt: skip
         return row
     get = c.get
-    row.voucher_no = _digits(row, "voucher_no", get("voucher_no", ""), (10,), "受診券番号")
+    row.voucher_no = _digits(row, "voucher_no", get("voucher_no", ""), range(10, 11), "受診券番号")
     row.atena_no = _digits(row, "atena_no", get("atena_no", ""), range(1, 16), "宛名番号")
     row.name_kana = get("name_kana", "")
     row.birth_date = _date(row, "birth_date", get("birth_date", ""))
     sex = get("sex", "")
-    row.sex = SEX.get(normalize_digits(sex))
+    row.sex = SEX.get(sex) or SEX.get(normalize_digits(sex))
     if row.sex is None:
         _err(row, "sex", sex, "性別は 1（男）か 2（女）です")
     if row.birth_date is None and not any(p.column == "birth_date" for p in row.problems):
@@ -188,24 +207,32 @@ def check_row(source: SourceRow, ctx: Context) -> CheckedRow:
     if row.birth_date and row.exam_date and row.birth_date > row.exam_date:
         _err(row, "birth_date", get("birth_date", ""), "生年月日が受診日より後です")
     row.institution_code = _digits(
-        row, "institution_code", get("institution_code", ""), (10,), "医療機関コード"
+        row, "institution_code", get("institution_code", ""), range(10, 11), "医療機関コード"
     )
     if not row.institution_code and not get("institution_code"):
         _err(row, "institution_code", "", "医療機関コードが入っていません")
     setting = get("setting", "")
-    row.setting = SETTING.get(normalize_digits(setting), "")
+    row.setting = SETTING.get(setting) or SETTING.get(normalize_digits(setting), "")
     if not row.setting:
         _err(row, "setting", setting, "検診方式は 1（個別）か 2（集団）です")
     _check_method(row, ctx)
     _check_other(row, ctx)
-    if row.method is not None and row.method.seiken_results:
-        _check_seiken(row)
-    else:
-        for key in ("seiken_date", "seiken_institution", "seiken_method", "seiken_result"):
-            if get(key):
-                _err(row, key, get(key, ""), "この検査方法の精密検査は記録しません")
+    if (
+        get("seiken_date")
+        or get("seiken_institution")
+        or get("seiken_method")
+        or get("seiken_result")
+    ):
+        if row.method is not None and row.method.seiken_results:
+            _check_seiken(row)
+        else:
+            for key in SEIKEN_KEYS:
+                if get(key):
+                    _err(row, key, get(key, ""), "この検査方法の精密検査は記録しません")
     for key in FREE_TEXT:
-        value = get(key, "")
+        value = get(key)
+        if not value:
+            continue
         if value.startswith(FORMULA_START):
             row.flags.append(
                 Problem(key, value, "数式のように見える値です（文字として保存します）")
@@ -232,12 +259,12 @@ def _check_method(row: CheckedRow, ctx: Context) -> None:
         label = "個別" if row.setting == "individual" else "集団"
         _err(row, "setting", c.get("setting", ""), f"{rule.name}は{label}検診で実施していません")
     row.method = rule
-    for key in RESULT_KEYS:
-        value = c.get(key, "")
-        if key not in rule.values:
-            if value:
-                _err(row, key, value, f"{rule.name}にはない項目です（空欄にしてください）")
-            continue
+    for key in rule.others or [k for k in RESULT_KEYS if k not in rule.values]:
+        value = c.get(key)
+        if value:
+            _err(row, key, value, f"{rule.name}にはない項目です（空欄にしてください）")
+    for key in rule.items:
+        value = c.get(key)
         if not value:
             continue
         code = _result_value(rule, key, value)
@@ -285,7 +312,8 @@ def _check_other(row: CheckedRow, ctx: Context) -> None:
             _err(row, "smoking_index", smoking, "喫煙指数は 0〜9999 の整数です")
         else:
             row.smoking_index = int(folded)
-    row.coupon_no = normalize_digits(c.get("coupon_no", ""))
+    coupon = c.get("coupon_no")
+    row.coupon_no = normalize_digits(coupon) if coupon else ""
     if row.coupon_no and (len(row.coupon_no) > 16 or not row.coupon_no.isascii()):
         _err(row, "coupon_no", c["coupon_no"], "クーポン番号は 16 文字までの英数字です")
     row.place = c.get("place", "")
@@ -322,24 +350,21 @@ def _check_seiken(row: CheckedRow) -> None:
 # ------------------------------------------------------------------------------ matching
 
 
-@dataclass(frozen=True)
-class VoucherInfo:
+class VoucherInfo(NamedTuple):
     voucher_no: str
     atena_no: str
     fiscal_year: int
     programme: str  # '' = every programme
 
 
-@dataclass(frozen=True)
-class PersonInfo:
+class PersonInfo(NamedTuple):
     atena_no: str
     birth_date: date
     sex: int
     name_kana: str
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """Whom the row is about (None: quarantine) and why not, with the candidates to show."""
 
     atena_no: str | None
@@ -354,13 +379,14 @@ def kana_matches(given: str, registered: str) -> bool:
     """The secondary kana check: the same name once width, small kana, ヴ/ブ, ヂ/ジ, ヅ/ズ,
     long-vowel marks and spaces are set aside — variants a clinic's system produces, not
     another person. Empty given kana is no evidence either way (True)."""
-    if not given:
+    if not given or given == registered:
         return True
+    return _loose_kana(given) == _loose_kana(registered)
 
-    def key(s: str) -> str:
-        return kana_search_key(s).translate(_LOOSE).replace("ー", "")
 
-    return key(given) == key(registered)
+@lru_cache(maxsize=65_536)
+def _loose_kana(s: str) -> str:
+    return kana_search_key(s).translate(_LOOSE).replace("ー", "")
 
 
 def match_row(

@@ -458,6 +458,94 @@ def record_exam_history(rows: Iterable[ExamFact], *, actor: Any = None, source: 
     return counts.exams
 
 
+def exam_outcome(
+    method: str, exam_date: date, results: Mapping[str, str], *, follow_up: bool = False
+) -> tuple[bool, date | None]:
+    """要精検 and the HPV 追跡検査 date of a checked result (``rules.primary_outcome``): what
+    a bulk writer decides per row before :func:`insert_exams_from` copies its rows in."""
+    return rules.primary_outcome(method, exam_date, results, follow_up=follow_up)
+
+
+# What the SELECT given to insert_exams_from returns, by name (the rest is supplied here).
+_SUPPLIED = ("municipality_code", "first_time", "recorded_by", "recorded_at")
+EXAM_COLUMNS: tuple[str, ...] = tuple(f for f in _EXAM_FIELDS if f not in _SUPPLIED)
+
+
+def insert_exams_from(
+    select_sql: str, params: Sequence[Any], *, actor: Any, recorded_by: str, source: str
+) -> int:
+    """Copy checked exams from another app's staging table in one ``INSERT … SELECT``; open the
+    精検 case of each 要精検 among them, derive 初回, record one audit event; return how many.
+
+    Why: a clinic's file of 300,000 rows was checked row by row when it was staged (the values
+    against the vocabularies, 要精検 by :func:`exam_outcome`); reading it back into Python only
+    to write it again cost most of the commit. ``select_sql`` returns the columns named in
+    :data:`EXAM_COLUMNS`; the 団体コード, who and when are supplied here and 初回 is derived.
+    An exam already on record (same person, method, day, 追跡検査 or not) is skipped, so a
+    commit racing another batch of the same rows writes them once. Runs in the caller's
+    transaction (its own savepoint).
+    """
+    mc = settings.MUNICIPALITY_CODE
+    table = connection.ops.quote_name(Exam._meta.db_table)
+    columns = ", ".join(Exam._meta.get_field(f).column for f in _EXAM_FIELDS)
+    supplied = {"municipality_code": "%s", "first_time": "NULL", "recorded_by": "%s",
+                "recorded_at": "%s"}  # fmt: skip
+    values = ", ".join(supplied.get(f, f"s.{f}") for f in _EXAM_FIELDS)
+    person_index = next(
+        i.name for i in Exam._meta.indexes if i.fields[:2] == ["municipality_code", "atena_no"]
+    )
+    hint = f" INDEXED BY {person_index}" if connection.vendor == "sqlite" else ""
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT {values} FROM ({select_sql}) s "  # noqa: S608  # nosec B608 - names from _meta; the SELECT is code
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} e{hint} WHERE e.municipality_code = %s "
+        "AND e.atena_no = s.atena_no AND e.exam_date = s.exam_date AND e.method = s.method "
+        "AND e.hpv_follow_up = s.hpv_follow_up)"
+    )
+    now = clock.now()
+    head = [mc, recorded_by[:150], _datetime(now)]
+    with transaction.atomic():
+        before = _latest_id(Exam)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*head, *params, mc])
+            written = cursor.rowcount
+        cases = 0
+        if written:
+            cases = _open_new_cases(mc, before, recorded_by)
+            _derive_first_time(mc, before)
+            audit.record(
+                audit.Event.IMPORT,
+                audit.Actor.system(actor) if isinstance(actor, str) else actor,
+                audit.Subject("exam_history", source[:100] or "bulk"),
+                function="screening.exam_history",
+                rows=written,
+                cases=cases,
+                reports=0,
+            )
+    return written
+
+
+def _open_new_cases(mc: str, after: int, actor: str) -> int:
+    """The case of every 要精検 exam written after id ``after`` whose programme's 精検 is
+    tracked — status 未把握 from the exam's day, as :func:`record_exam` opens it."""
+    now = clock.now()
+    rows = []
+    for pk, atena, programme, fy, method, results, day in (
+        Exam.objects.filter(municipality_code=mc, pk__gt=after, needs_seiken=True)
+        .values_list("pk", "atena_no", "programme", "fiscal_year", "method", "results", "exam_date")
+        .iterator(chunk_size=5_000)
+    ):
+        if programs.seiken_of(programme) is None:
+            continue
+        rows.append((
+            mc, atena, programme, fy, pk, rules.decisive_value(method, results or {}), "", None,
+            None, False, None, None, "", "", rules.SeikenStatus.UNKNOWN.value, day, "", 1,
+            actor, _datetime(now),
+        ))  # fmt: skip
+    if rows:
+        bulk_insert(FollowUpCase, _CASE_FIELDS, rows)
+    return len(rows)
+
+
 def exam_count(fiscal_years: Iterable[int] | None = None) -> int:
     """How many exams the city has, in the given fiscal years (all years when None)."""
     qs = Exam.objects.filter(municipality_code=settings.MUNICIPALITY_CODE)

@@ -12,22 +12,24 @@ checks and the same 要精検 rule as a new exam, a case opened when a corrected
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from kenshin.core import audit, clock
+from kenshin.core.bulk import in_list
 from kenshin.core.purposes import Purpose
 from kenshin.programs import services as programs
 from kenshin.screening import rules
 from kenshin.screening.models import Exam, FollowUpCase, Voucher
 from kenshin.screening.permissions import ENTER_RESULT
 
-CHUNK = 5_000
+CHUNK = 20_000  # keys per query, sent as one parameter (core.bulk.in_list)
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
@@ -36,22 +38,35 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
         yield wanted[i : i + CHUNK]
 
 
-@dataclass(frozen=True)
-class VoucherRecord:
+class VoucherRecord(NamedTuple):
     voucher_no: str
     atena_no: str
     fiscal_year: int
     programme: str  # '' = every programme
 
 
+def _rows(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _day(value: Any) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def vouchers_by_number(numbers: Iterable[str]) -> dict[str, VoucherRecord]:
     """The vouchers issued under these numbers (numbers never issued are absent)."""
     mc = settings.MUNICIPALITY_CODE
+    table = Voucher._meta.db_table
     out: dict[str, VoucherRecord] = {}
     for chunk in _chunks(numbers):
-        for no, atena, fy, programme in Voucher.objects.filter(
-            municipality_code=mc, voucher_no__in=chunk
-        ).values_list("voucher_no", "atena_no", "fiscal_year", "programme"):
+        clause, params = in_list("voucher_no", chunk)
+        for no, atena, fy, programme in _rows(
+            f"SELECT voucher_no, atena_no, fiscal_year, programme FROM {table} "  # noqa: S608  # nosec B608 - names from _meta
+            f"WHERE municipality_code = %s AND {clause}",
+            [mc, *params],
+        ):
             out[no] = VoucherRecord(no, atena, fy, programme)
     return out
 
@@ -72,8 +87,7 @@ def vouchers_for(atena_nos: Iterable[str], fiscal_year: int) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
-class StoredExam:
+class StoredExam(NamedTuple):
     """An exam on record, as intake compares it with a row of a file."""
 
     exam_id: int
@@ -89,41 +103,48 @@ _VALUES = ("setting", "institution_code", "results", "smoking_index", "voucher_n
            "place", "complication", "billing_category", "billing_month")  # fmt: skip
 
 
+def _index_hint(name: str) -> str:
+    """SQLite, without statistics, walks the (団体, 年度) index for these look-ups — every exam
+    of the city; it is told which index to use. PostgreSQL chooses well by itself."""
+    return f" INDEXED BY {name}" if connection.vendor == "sqlite" else ""
+
+
+def _person_index() -> str:
+    """SQLite's planner, without statistics, reaches a person's exams through the (団体, 年度)
+    index — every exam of the year per query; it is told to use the person's index."""
+    if connection.vendor != "sqlite":
+        return ""
+    name = next(i.name for i in Exam._meta.indexes if i.fields[:2] == ["municipality_code",
+                                                                      "atena_no"])  # fmt: skip
+    return f" INDEXED BY {name}"
+
+
 def exams_on_record(atena_nos: Iterable[str], fiscal_year: int) -> list[StoredExam]:
     """Every exam of the fiscal year of these people, with whether a 精検 case hangs on it."""
     mc = settings.MUNICIPALITY_CODE
+    exam, case = Exam._meta.db_table, FollowUpCase._meta.db_table
+    columns = ", ".join(f"e.{Exam._meta.get_field(n).column}" for n in _VALUES)
     out: list[StoredExam] = []
     for chunk in _chunks(atena_nos):
-        rows = list(
-            Exam.objects.filter(
-                municipality_code=mc, fiscal_year=fiscal_year, atena_no__in=chunk
-            ).values("id", "atena_no", "method", "exam_date", "hpv_follow_up", *_VALUES)
-        )
-        with_case = set(
-            FollowUpCase.objects.filter(exam_id__in=[r["id"] for r in rows]).values_list(
-                "exam_id", flat=True
-            )
-        ) if rows else set()  # fmt: skip
-        for r in rows:
-            values = {k: r[k] for k in _VALUES}
-            if values["billing_month"] is not None:
-                values["billing_month"] = values["billing_month"].isoformat()
-            out.append(
-                StoredExam(
-                    r["id"],
-                    r["atena_no"],
-                    r["method"],
-                    r["exam_date"],
-                    r["hpv_follow_up"],
-                    values,
-                    r["id"] in with_case,
-                )
-            )
+        clause, params = in_list("e.atena_no", chunk)
+        for pk, atena, method, day, follow_up, has_case, *values in _rows(
+            f"SELECT e.id, e.atena_no, e.method, e.exam_date, e.hpv_follow_up, "  # noqa: S608  # nosec B608 - names from _meta
+            f"EXISTS (SELECT 1 FROM {case} c WHERE c.exam_id = e.id), {columns} "
+            f"FROM {exam} e{_person_index()} "
+            f"WHERE e.municipality_code = %s AND {clause} AND e.fiscal_year = %s",
+            [mc, *params, fiscal_year],
+        ):
+            stored = dict(zip(_VALUES, values, strict=True))
+            if isinstance(stored["results"], str):
+                stored["results"] = json.loads(stored["results"])
+            month = _day(stored["billing_month"])
+            stored["billing_month"] = month.isoformat() if month else None
+            out.append(StoredExam(pk, atena, method, _day(day), bool(follow_up), stored,
+                                  bool(has_case)))  # fmt: skip
     return out
 
 
-@dataclass(frozen=True)
-class VoucherUse:
+class VoucherUse(NamedTuple):
     voucher_no: str
     atena_no: str
     programme: str
@@ -132,14 +153,19 @@ class VoucherUse:
 
 
 def voucher_uses(numbers: Iterable[str]) -> list[VoucherUse]:
-    """The exams on record that were taken with these vouchers."""
+    """The exams on record that were taken with these vouchers (index ``exam_voucher``)."""
     mc = settings.MUNICIPALITY_CODE
+    table = Exam._meta.db_table
     out: list[VoucherUse] = []
     for chunk in _chunks(numbers):
-        for row in Exam.objects.filter(municipality_code=mc, voucher_no__in=chunk).values_list(
-            "voucher_no", "atena_no", "programme", "institution_code", "exam_date"
+        clause, params = in_list("voucher_no", chunk)
+        for no, atena, programme, institution, day in _rows(
+            f"SELECT voucher_no, atena_no, programme, institution_code, exam_date FROM {table}"  # noqa: S608  # nosec B608
+            f"{_index_hint('exam_voucher')} "
+            f"WHERE municipality_code = %s AND NOT (voucher_no = '') AND {clause}",
+            [mc, *params],
         ):
-            out.append(VoucherUse(*row))
+            out.append(VoucherUse(no, atena, programme, institution, _day(day)))
     return out
 
 

@@ -181,6 +181,12 @@ class Exam(models.Model):
             models.Index(
                 fields=["municipality_code", "fiscal_year", "programme"], name="exam_year"
             ),
+            # Result intake: has this voucher been used already (by whom, at which clinic)?
+            models.Index(
+                fields=["municipality_code", "voucher_no"],
+                condition=~models.Q(voucher_no=""),
+                name="exam_voucher",
+            ),
         ]
 
     def __str__(self) -> str:

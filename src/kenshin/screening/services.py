@@ -9,10 +9,13 @@ from django.conf import settings
 
 from kenshin.screening.build import BuildReport, build_roster
 from kenshin.screening.exam_history import (
+    EXAM_COLUMNS,
     ExamFact,
     FollowUpFact,
     SeikenReportFact,
     exam_count,
+    exam_outcome,
+    insert_exams_from,
     record_exam_history,
 )
 from kenshin.screening.exam_lookup import (
@@ -34,6 +37,7 @@ from kenshin.screening.vouchers import is_well_formed as voucher_is_well_formed
 from kenshin.screening.vouchers import issue_vouchers
 
 __all__ = [
+    "EXAM_COLUMNS",
     "BuildReport",
     "ExamFact",
     "ExamForExport",
@@ -46,8 +50,10 @@ __all__ = [
     "build_roster",
     "eligible_atena_nos",
     "exam_count",
+    "exam_outcome",
     "exams_for_export",
     "exams_on_record",
+    "insert_exams_from",
     "issue_vouchers",
     "record_exam_history",
     "revise_exams",

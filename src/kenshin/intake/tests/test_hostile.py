@@ -274,8 +274,7 @@ def read_kana(encoding: str, *kana: str) -> Callable[[ImportBatch], None]:
 
 def cp932_read(batch: ImportBatch) -> None:
     read_kana("cp932", KEN.kana, "ｼｹﾝ ﾀﾛｳ")(batch)
-    facts = [r.fact for r in staged_rows(batch).values()]
-    assert "髙島屋①会場" in [f["place"] for f in facts]
+    assert "髙島屋①会場" in [r.place for r in staged_rows(batch).values()]
 
 
 def stored_under_intake_dir(shown: str) -> Callable[[ImportBatch], None]:
@@ -295,8 +294,8 @@ def formulas_kept_and_flagged(batch: ImportBatch) -> None:
     for n, sent in enumerate(formulas_free(), start=2):
         row = rows[n]
         assert row.status == RowStatus.NEW
-        assert row.fact["place"] == sent["place"]  # verbatim: text, never evaluated
-        assert row.fact["complication"] == sent.get("complication", "")
+        assert row.place == sent["place"]  # verbatim: text, never evaluated
+        assert row.complication == sent.get("complication", "")
         flagged = {f["column"] for f in row.flags}
         assert "検診場所" in flagged
         assert all("数式のように見える値" in f["message"] for f in row.flags)
@@ -532,9 +531,9 @@ def test_quoted_cells_with_commas_and_quotes_still_read(town):
     batch = actions.stage_batch("uketsuke", actions.receive_file(
         "uketsuke", io.BytesIO(data), "kekka.csv", fiscal_year=2025).pk)  # fmt: skip
     assert batch.state == BatchState.STAGED and batch.counts["new"] == 1
-    fact = StagedRow.objects.get(batch=batch).fact
-    assert fact["place"] == '第一会場, "北" 入口'
-    assert fact["complication"] == "なし\r\n（経過観察）"
+    row = StagedRow.objects.get(batch=batch)
+    assert row.place == '第一会場, "北" 入口'
+    assert row.complication == "なし\r\n（経過観察）"
 
 
 def test_the_whole_corpus_is_refused_or_contained(town, settings):

@@ -195,7 +195,7 @@ def test_workbook_formula_cell_reads_its_saved_value_never_evaluated(town, tmp_p
     batch = staged(buf.getvalue(), name="kekka.xlsx")
     row = StagedRow.objects.get(batch=batch)
     assert row.status == RowStatus.NEW
-    assert row.fact["complication"] == "なし" and row.fact["place"] == "@SUM(A1)"
+    assert row.complication == "なし" and row.place == "@SUM(A1)"
     assert [f["column"] for f in row.flags] == ["検診場所"]
 
 
@@ -260,8 +260,8 @@ def test_profile_reads_a_clinics_own_layout(town):
     rows = {r.row_no: r for r in StagedRow.objects.filter(batch=batch)}
     assert rows[2].status == rows[3].status == RowStatus.NEW
     assert rows[2].atena_no == KEN.atena_no and rows[3].atena_no == HANAKO.atena_no
-    assert rows[3].fact["results"] == {"day1": "negative", "day2": "positive"}
-    assert rows[3].fact["exam_date"] == "2025-11-10" and rows[3].fact["setting"] == "individual"
+    assert rows[3].results == {"day1": "negative", "day2": "positive"}
+    assert rows[3].exam_date.isoformat() == "2025-11-10" and rows[3].setting == "individual"
     # A value the profile does not rewrite is checked as it is: X is not a sex.
     assert rows[4].status == RowStatus.ERROR
     assert rows[4].problems[0] == {"column": "性別", "value": "X",

@@ -331,3 +331,63 @@ def test_a_bad_result_or_case_refuses_the_whole_history_naming_the_row(bad, mess
     assert str(refused.value).startswith("6 件目: ")
     assert services.exam_count() == 0
     assert not FollowUpCase.objects.exists() and not SeikenReportRecord.objects.exists()
+
+
+# ------------------------------------------------------------------ insert_exams_from (intake)
+
+
+def _staging_select(rows: list[dict]) -> tuple[str, list]:
+    """A SELECT of literal rows in the columns insert_exams_from reads (stands in for a
+    staging table of another app)."""
+    parts, params = [], []
+    for row in rows:
+        parts.append("SELECT " + ", ".join(f"%s AS {c}" for c in services.EXAM_COLUMNS))
+        params.extend(row[c] for c in services.EXAM_COLUMNS)
+    return " UNION ALL ".join(parts), params
+
+
+def _staged(atena: str, method: str, programme: str, day: date, results: dict) -> dict:
+    seiken, due = services.exam_outcome(method, day, results)
+    return {
+        "atena_no": atena, "fiscal_year": 2025, "programme": programme, "method": method,
+        "exam_date": day, "setting": "individual", "institution_code": "3410000001",
+        "smoking_index": None, "follow_up_due": due, "results": json.dumps(results),
+        "needs_seiken": seiken, "hpv_follow_up": False, "voucher_no": "", "coupon_no": "",
+        "place": "", "age_at_exam": 60, "fy_end_age": 60, "complication": "",
+        "billing_category": "", "billing_month": None,
+    }  # fmt: skip
+
+
+def test_insert_exams_from_copies_rows_opens_cases_derives_first_time_and_skips_duplicates():
+    programs.load_shipped()
+    with clock.frozen(date(2025, 12, 1)):
+        services.record_exam_history(
+            [fact(A, "fecal_occult_blood", "colorectal", date(2024, 6, 1))], actor="demo"
+        )
+        rows = [
+            _staged(A, "fecal_occult_blood", "colorectal", date(2025, 6, 2),
+                    {"day1": "negative", "day2": "positive"}),
+            _staged(B, "fecal_occult_blood", "colorectal", date(2025, 6, 3),
+                    {"day1": "negative", "day2": "negative"}),
+        ]  # fmt: skip
+        select, params = _staging_select(rows)
+        with transaction.atomic():
+            written = services.insert_exams_from(select, params, actor="intake-test",
+                                                 recorded_by="jimu1", source="intake:1")  # fmt: skip
+        assert written == 2
+        # The same rows again: already on record, nothing written.
+        assert services.insert_exams_from(select, params, actor="intake-test",
+                                          recorded_by="jimu1", source="intake:1") == 0  # fmt: skip
+    a = Exam.objects.get(atena_no=A, fiscal_year=2025)
+    b = Exam.objects.get(atena_no=B, fiscal_year=2025)
+    assert a.needs_seiken and a.results == {"day1": "negative", "day2": "positive"}
+    assert (a.first_time, b.first_time) == (False, True)  # A was screened in FY2024
+    assert a.recorded_by == "jimu1" and a.municipality_code == b.municipality_code
+    case = FollowUpCase.objects.get(exam=a)
+    assert case.status == rules.SeikenStatus.UNKNOWN and case.status_since == date(2025, 6, 2)
+    assert case.primary_result == "positive"
+    assert not FollowUpCase.objects.filter(exam=b).exists()
+    events = AuditEvent.objects.filter(event="import", subject_ref="intake:1")
+    assert events.count() == 1
+    assert json.loads(events.get().detail) == {"rows": 2, "cases": 1, "reports": 0}
+    assert A not in events.get().detail
