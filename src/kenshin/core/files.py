@@ -31,6 +31,7 @@ class FileFacts:
     head: bytes = b""  # the first bytes (magic numbers: a workbook, a UTF-16 BOM, a PDF…)
     nul: bool = False  # a NUL byte somewhere: binary data, not text
     mixed: bool = False  # some lines are UTF-8 text, others are not: two encodings in one file
+    lines: int = 0  # line breaks counted (rows of a CSV, near enough for a progress bar)
 
 
 def inspect_file(path: Path) -> FileFacts:
@@ -41,6 +42,7 @@ def inspect_file(path: Path) -> FileFacts:
     size = 0
     first = b""
     nul = False
+    lines = 0
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             if not first:
@@ -48,6 +50,7 @@ def inspect_file(path: Path) -> FileFacts:
             size += len(chunk)
             digest.update(chunk)
             nul = nul or b"\x00" in chunk
+            lines += chunk.count(b"\n")
             if utf8_ok:
                 try:
                     decoder.decode(chunk)
@@ -84,7 +87,7 @@ def inspect_file(path: Path) -> FileFacts:
             bad_line = max(cp932_bad, _first_undecodable_line(path, "utf-8") or 0)
     return FileFacts(
         path=path, sha256=digest.hexdigest(), encoding=encoding, size=size, bad_line=bad_line,
-        head=first, nul=nul, mixed=mixed,
+        head=first, nul=nul, mixed=mixed, lines=lines,
     )  # fmt: skip
 
 

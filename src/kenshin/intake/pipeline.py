@@ -439,8 +439,9 @@ def commit(batch_id: int, actor: Any, mode: str, progress: Progress | None = Non
             progress("受診記録を書き込んでいます", 0, max(new_total, 1))
         select, params = _new_rows_sql(batch)
         counts.written = screening.insert_exams_from(
-            select, params, actor=actor, recorded_by=by, source=f"intake:{batch.pk}"
-        )
+            select, params, fiscal_year=batch.fiscal_year, actor=actor, recorded_by=by,
+            source=f"intake:{batch.pk}",
+        )  # fmt: skip
         with_reports = [
             _exam_fact(r, by)
             for r in StagedRow.objects.filter(

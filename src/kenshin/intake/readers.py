@@ -54,7 +54,7 @@ class Source:
     ignored: list[str]  # headers we do not read (reported to staff, not an error)
     rows: Iterator[SourceRow]
     header: list[str] = field(default_factory=list)  # the file's own header (error file)
-    total: int = 0  # units of progress: bytes (CSV, FHIR) or rows (Excel)
+    total: int = 0  # units of progress: rows (CSV, Excel) or Bundles (FHIR)
     position: Callable[[], int] = lambda: 0
 
 
@@ -229,8 +229,9 @@ def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
                         row.raw = cells[: width + 1]  # 1,000,000 commas: keep what helps
                 yield row
 
-    return Source(facts, "csv", keys, ignored, rows(), header, facts.size,
-                  lambda: stream.bytes_read)  # fmt: skip
+    # Progress in rows (the screen says 件): the line count from the inspection is the total.
+    return Source(facts, "csv", keys, ignored, rows(), header, max(facts.lines - 1, 1),
+                  lambda: max(stream.row - 1, 0))  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ Excel

@@ -339,9 +339,20 @@ def test_a_bad_result_or_case_refuses_the_whole_history_naming_the_row(bad, mess
 def _staging_select(rows: list[dict]) -> tuple[str, list]:
     """A SELECT of literal rows in the columns insert_exams_from reads (stands in for a
     staging table of another app)."""
+    from django.db import connection
+
+    types = {"fiscal_year": "INTEGER", "smoking_index": "INTEGER", "age_at_exam": "INTEGER",
+             "fy_end_age": "INTEGER", "exam_date": "DATE", "follow_up_due": "DATE",
+             "billing_month": "DATE", "needs_seiken": "BOOLEAN", "hpv_follow_up": "BOOLEAN",
+             "results": "JSONB"}  # fmt: skip
+
+    def cell(column: str) -> str:  # PostgreSQL types parameters; SQLite takes them as they are
+        typed = connection.vendor == "postgresql" and column in types
+        return f"CAST(%s AS {types[column]})" if typed else "%s"
+
     parts, params = [], []
     for row in rows:
-        parts.append("SELECT " + ", ".join(f"%s AS {c}" for c in services.EXAM_COLUMNS))
+        parts.append("SELECT " + ", ".join(f"{cell(c)} AS {c}" for c in services.EXAM_COLUMNS))
         params.extend(row[c] for c in services.EXAM_COLUMNS)
     return " UNION ALL ".join(parts), params
 
@@ -372,11 +383,11 @@ def test_insert_exams_from_copies_rows_opens_cases_derives_first_time_and_skips_
         ]  # fmt: skip
         select, params = _staging_select(rows)
         with transaction.atomic():
-            written = services.insert_exams_from(select, params, actor="intake-test",
+            written = services.insert_exams_from(select, params, fiscal_year=2025, actor="intake-test",
                                                  recorded_by="jimu1", source="intake:1")  # fmt: skip
         assert written == 2
         # The same rows again: already on record, nothing written.
-        assert services.insert_exams_from(select, params, actor="intake-test",
+        assert services.insert_exams_from(select, params, fiscal_year=2025, actor="intake-test",
                                           recorded_by="jimu1", source="intake:1") == 0  # fmt: skip
     a = Exam.objects.get(atena_no=A, fiscal_year=2025)
     b = Exam.objects.get(atena_no=B, fiscal_year=2025)
