@@ -55,14 +55,17 @@ def write_result_file(path: Path, seed: int = 1) -> int:
               and (p["atena_no"], "chest_xray") not in taken]  # fmt: skip
     rng.shuffle(chosen)
     rows = [_row(p, vouchers[p["atena_no"]], rng, n) for n, p in enumerate(chosen[:ROWS])]
-    # The mistakes of a real month: each kind twice, at fixed places.
-    for n in (10, 110):
+    # The mistakes of a real month: each kind twice, at fixed places (fewer in a small city).
+    def at(*places: int) -> list[int]:
+        return [n for n in places if n < len(rows)]
+
+    for n in at(10, 110):
         rows[n]["exam_date"] = "2026-11-31"  # no such day
-    for n in (20, 120):
+    for n in at(20, 120):
         rows[n]["day1" if "day1" in rows[n] else "judgement"] = "要再検"  # not in the vocabulary
-    for n in (30, 130):
+    for n in at(30, 130):
         rows[n]["exam_date"] = "2026-03-20"  # the previous fiscal year
-    for n in (40, 140):
+    for n in at(40, 140):
         b = date.fromisoformat(rows[n]["birth_date"])
         rows[n]["birth_date"] = b.replace(day=28 if b.day != 28 else 27).isoformat()  # mistyped
     buf = io.StringIO()
