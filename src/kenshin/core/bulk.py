@@ -46,6 +46,21 @@ def in_list(column: str, values: Sequence[object]) -> tuple[str, list[object]]:
     return f"{column} IN (SELECT value FROM json_each(%s))", [as_json]  # noqa: S608  # nosec B608
 
 
+def serialise(key: str) -> None:
+    """Hold a transaction-scoped lock named ``key``: one such writer at a time.
+
+    Why: bulk writers that skip what is already on record (NOT EXISTS) cannot see each
+    other's uncommitted rows on PostgreSQL; two of them with the same rows would both write.
+    PostgreSQL: an advisory lock until the transaction ends. SQLite: nothing to do — the
+    IMMEDIATE transaction mode (settings) already takes the single write lock at BEGIN.
+    """
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
+
+
 def column_names(model: type[models.Model], fields: Sequence[str]) -> list[str]:
     """Database column names for model field names (a ForeignKey `feed` → `feed_id`)."""
     return [model._meta.get_field(f).column for f in fields]

@@ -55,6 +55,7 @@ def write_result_file(path: Path, seed: int = 1) -> int:
               and (p["atena_no"], "chest_xray") not in taken]  # fmt: skip
     rng.shuffle(chosen)
     rows = [_row(p, vouchers[p["atena_no"]], rng, n) for n, p in enumerate(chosen[:ROWS])]
+
     # The mistakes of a real month: each kind twice, at fixed places (fewer in a small city).
     def at(*places: int) -> list[int]:
         return [n for n in places if n < len(rows)]

@@ -145,8 +145,16 @@ def stage_batch(
     batch = _batch(batch_id)
     if batch.state not in (BatchState.UPLOADED, BatchState.STAGED, BatchState.REFUSED):
         raise IntakeError(f"この取込は確認できません（状態: {batch.get_state_display()}）")
+
+    def recorded(staged: ImportBatch) -> None:  # inside the staging's transaction
+        audit.record(
+            audit.Event.IMPORT, _actor(actor), _subject(staged), Purpose.RESULT_ENTRY,
+            function=IMPORT, step="stage", **staged.counts,
+        )  # fmt: skip
+
     try:
-        pipeline.stage(batch, file_path(batch), profile_of(batch.profile), progress)
+        pipeline.stage(batch, file_path(batch), profile_of(batch.profile), progress,
+                       on_staged=recorded)  # fmt: skip
     except FileRefused as exc:
         with transaction.atomic():
             batch.state = BatchState.REFUSED
@@ -158,11 +166,6 @@ def stage_batch(
                 result=audit.Result.FAILURE, step="stage",
             )  # fmt: skip
         return batch
-    with transaction.atomic():
-        audit.record(
-            audit.Event.IMPORT, _actor(actor), _subject(batch), Purpose.RESULT_ENTRY,
-            function=IMPORT, step="stage", **batch.counts,
-        )  # fmt: skip
     return batch
 
 
@@ -195,16 +198,17 @@ def approve(actor: Any, batch_id: int) -> ImportBatch:
 def commit_batch(
     actor: Any, batch_id: int, mode: str, progress: pipeline.Progress | None = None
 ) -> pipeline.CommitCounts:
-    """Commit the batch (all or nothing) and then remove its file."""
-    counts = pipeline.commit(batch_id, actor, mode, progress)
-    batch = _batch(batch_id)
-    with transaction.atomic():
+    """Commit the batch (all or nothing, its audit event inside) and then remove its file."""
+
+    def recorded(batch: ImportBatch, counts: pipeline.CommitCounts) -> None:
         audit.record(
             audit.Event.IMPORT, _actor(actor), _subject(batch), Purpose.RESULT_ENTRY,
             function=COMMIT, step="commit", mode=mode, written=counts.written,
             revised=counts.revised,
         )  # fmt: skip
-    file_path(batch).unlink(missing_ok=True)
+
+    counts = pipeline.commit(batch_id, actor, mode, progress, on_committed=recorded)
+    file_path(_batch(batch_id)).unlink(missing_ok=True)
     return counts
 
 
@@ -263,7 +267,9 @@ def resolve_row(
         counts["quarantined"] = counts.get("quarantined", 0) - 1
         counts[row.status] = counts.get(row.status, 0) + 1
         batch.counts = counts
-        batch.save(update_fields=["counts"])
+        # What was approved has changed: a large batch is approved again before its commit.
+        batch.approved_by, batch.approved_at = "", None
+        batch.save(update_fields=["counts", "approved_by", "approved_at"])
         audit.record(
             audit.Event.UPDATE, _actor(actor), atena_no or _subject(batch), purpose,
             function=RESOLVE, batch=batch.pk, row=row.row_no, accepted=atena_no is not None,
@@ -272,8 +278,10 @@ def resolve_row(
 
 
 def _accepted(row: StagedRow, batch: ImportBatch, atena_no: str) -> tuple[str, str, Any]:
-    people = residents.names_of([atena_no])
-    person = people.get(atena_no)
+    """The row checked again for the person staff chose: its values, the method's sex and age
+    band and residence on the exam day (rules.eligibility_reasons — staff may overrule a
+    mistyped birth date, not these), and not the same exam twice."""
+    person = residents.identities_of([atena_no]).get(atena_no)
     if person is None:
         raise IntakeError("この宛名番号の住民記録がありません")
     cells = (row.fact or {}).get("cells") or {}
@@ -281,27 +289,26 @@ def _accepted(row: StagedRow, batch: ImportBatch, atena_no: str) -> tuple[str, s
     checked = rules.check_row(SourceRow(row.row_no, cells, row.raw or []), ctx)
     if checked.problems or checked.method is None or checked.exam_date is None:
         raise IntakeError("この行にはエラーがあり、取り込めません")
-    method = checked.method
-    if method.sex != "any" and person.sex != (1 if method.sex == "male" else 2):
-        raise IntakeError(
-            f"{'男' if person.sex == 1 else '女'}性は{method.name}の対象ではありません。"
-            "「取り込まない」を選んでください"
-        )
-    key = (atena_no, checked.method.code, checked.exam_date, checked.hpv_follow_up)
+    refused = rules.eligibility_reasons(checked, person)
+    if refused:
+        raise IntakeError(refused[0].message + "。「取り込まない」を選んでください")
     from kenshin.screening import services as screening
 
+    key = (atena_no, checked.method.code, checked.exam_date, checked.hpv_follow_up)
     on_record = {
         (e.atena_no, e.method, e.exam_date, e.hpv_follow_up)
         for e in screening.exams_on_record([atena_no], batch.fiscal_year)
     }
-    taken = StagedRow.objects.filter(
-        batch=batch, atena_no=atena_no, method=checked.method.code,
-        status__in=[RowStatus.NEW, RowStatus.UPDATED, RowStatus.UNCHANGED],
-    ).exclude(pk=row.pk)  # fmt: skip
-    same_day = [
-        r for r in taken if r.fact and r.fact.get("exam_date") == checked.exam_date.isoformat()
-    ]
-    if key in on_record or same_day:
+    in_file = (
+        StagedRow.objects.filter(
+            batch=batch, atena_no=atena_no, method=checked.method.code,
+            exam_date=checked.exam_date, hpv_follow_up=checked.hpv_follow_up,
+            status__in=[RowStatus.NEW, RowStatus.UPDATED],
+        )
+        .exclude(pk=row.pk)
+        .exists()
+    )  # fmt: skip
+    if key in on_record or in_file:
         raise IntakeError(
             "この人のこの受診はすでに記録されているか、同じファイルの別の行にあります"
         )
@@ -325,11 +332,22 @@ def save_profile(
     doubled = sorted({k for k in targets if targets.count(k) > 1})
     if doubled:
         raise IntakeError("同じ項目に二つの見出しが割り当てられています: " + "、".join(doubled))
+    values = values or {}
+    unknown = sorted(k for k in values if k not in BY_KEY)
+    if unknown:
+        raise IntakeError("値の読み替えに知らない項目があります: " + "、".join(unknown))
+    keys = ("voucher_no", "atena_no", "birth_date", "name_kana")
+    if any(k in values for k in keys):
+        # The hard keys and what confirms them are read as the clinic wrote them: a rewrite
+        # could make a row name another person.
+        raise IntakeError("受診券番号・宛名番号・生年月日・氏名カナの値は読み替えられません")
+    if any("" in (rewrites or {}) for rewrites in values.values()):
+        raise IntakeError("空欄を別の値に読み替えることはできません（空欄は空欄として確かめます）")
     with transaction.atomic():
         profile, _ = ColumnProfile.objects.update_or_create(
             municipality_code=settings.MUNICIPALITY_CODE, name=name,
             defaults={"description": description[:200], "mapping": mapping,
-                      "values": values or {}, "updated_by": _name(actor),
+                      "values": values, "updated_by": _name(actor),
                       "updated_at": clock.now()},
         )  # fmt: skip
         audit.record(audit.Event.UPDATE, _actor(actor), audit.Subject("intake_profile", name),

@@ -87,6 +87,7 @@ def build_context(fiscal_year: int) -> rules.Context:
             rule = rules.MethodRule(
                 code=method.code, name=method.name, programme=programme.code,
                 programme_name=programme.name, sex=method.sex, min_age=method.min_age,
+                max_age=method.max_age,
                 settings=tuple(method.settings), items=tuple(i.code for i in spec.items),
                 required=frozenset(i.code for i in spec.items if i.required), values=values,
                 triage=spec.rule == "triage",
@@ -97,7 +98,8 @@ def build_context(fiscal_year: int) -> rules.Context:
             methods[method.code] = methods[method.name] = rule
     max_text = {"place": 100, "complication": 200, "billing_category": 20,
                 "seiken_institution": 200, "name_kana": 100}  # fmt: skip
-    return rules.Context(fiscal_year, clock.today(), methods, programmes, max_text)
+    return rules.Context(fiscal_year, clock.today(), methods, programmes, max_text,
+                         voucher_ok=screening.voucher_is_well_formed)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ staging
@@ -256,6 +258,21 @@ def _decide(
     on_record = stored.get(key)
     if on_record is None:
         return RowStatus.NEW, atena, None, fact, None, []
+    if on_record.values["institution_code"] != row.institution_code:
+        # Only the clinic that did the exam corrects it: another clinic's row for the same
+        # person, method and day is a mix-up until staff have looked (a wrong voucher, a
+        # duplicate visit), never a silent overwrite.
+        problem = rules.Problem("institution_code", row.institution_code,
+                                f"この受診は別の医療機関（{on_record.values['institution_code']}）"
+                                "の記録として登録済みです")  # fmt: skip
+        return RowStatus.QUARANTINED, "", None, None, None, [problem]
+    if fact["seiken"] and (fact["seiken"].get("result") or fact["seiken"].get("exam_date")):
+        # The file brings a 精検 result for an exam already on record: the case is kept on
+        # the ledger, where each report is recorded with its source; not guessed here.
+        problem = rules.Problem("seiken_result", row.source.cells.get("seiken_result", ""),
+                                "登録済みの受診の精密検査の結果です。受診台帳の精密検査の記録に"
+                                "登録してください")  # fmt: skip
+        return RowStatus.ERROR, "", None, None, None, [problem]
     diff = rules.diff_of(fact, on_record.values)
     if not diff:
         return RowStatus.UNCHANGED, atena, on_record.exam_id, None, None, []
@@ -307,7 +324,8 @@ def _checked(source: Source, ctx: rules.Context) -> Iterator[rules.CheckedRow]:
 
 
 def stage(batch: ImportBatch, path: Any, profile: Profile | None,
-          progress: Progress | None = None) -> StageCounts:  # fmt: skip
+          progress: Progress | None = None,
+          on_staged: Callable[[ImportBatch], None] | None = None) -> StageCounts:  # fmt: skip
     """Read, check and match the batch's file into staged rows (replacing earlier ones).
 
     Raises :class:`FileRefused` for a file that cannot be read as a whole; nothing is staged.
@@ -336,6 +354,8 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
         batch.staged_at = clock.now()
         batch.message = "。".join(notes)
         batch.save()
+        if on_staged is not None:
+            on_staged(batch)
     return counts
 
 
@@ -403,7 +423,13 @@ def needs_approval(batch: ImportBatch) -> bool:
     return counts.get("new", 0) + counts.get("updated", 0) > settings.INTAKE_APPROVAL_ROWS
 
 
-def commit(batch_id: int, actor: Any, mode: str, progress: Progress | None = None) -> CommitCounts:
+def commit(
+    batch_id: int,
+    actor: Any,
+    mode: str,
+    progress: Progress | None = None,
+    on_committed: Callable[[ImportBatch, CommitCounts], None] | None = None,
+) -> CommitCounts:
     """Write the batch's new and corrected exams — all of it or nothing — and mark it committed.
 
     ``mode`` ALL refuses while any row is in error or waits in quarantine; VALID_ONLY commits
@@ -488,6 +514,8 @@ def commit(batch_id: int, actor: Any, mode: str, progress: Progress | None = Non
         batch.counts = {**batch.counts, "written": counts.written, "revised": counts.revised,
                         "already": counts.already, "left": counts.left}  # fmt: skip
         batch.save()
+        if on_committed is not None:
+            on_committed(batch, counts)
     return counts
 
 

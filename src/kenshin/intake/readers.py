@@ -394,10 +394,20 @@ def _open_fhir(facts: FileFacts) -> Source:
                 done[0] = row.row_no
                 yield row
         except fhir.FhirFormatError as exc:
-            raise FileRefused(str(exc)) from None
+            message = str(exc).rstrip("。")
+            if "ください" not in message:
+                message += "。送り元の医療機関に、自治体検診の様式の Bundle か確かめてください"
+            raise FileRefused(message) from None
         except RecursionError:  # [[[[… nested past the parser's depth
             raise FileRefused(
                 f"{n + 1} 件目の Bundle の JSON の入れ子が深すぎます。"
+                "FHIR の Bundle か確かめてください"
+            ) from None
+        except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+            # A Bundle whose parts have the wrong JSON types (a list where the format has an
+            # object, a 5,000-digit number…): the reader meets them as Python errors.
+            raise FileRefused(
+                f"{n + 1} 件目の Bundle を読めません（項目の形が自治体検診の様式と違います）。"
                 "FHIR の Bundle か確かめてください"
             ) from None
 

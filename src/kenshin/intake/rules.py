@@ -15,7 +15,7 @@ hard key is never matched automatically; every doubt goes to quarantine for staf
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -67,6 +67,7 @@ class MethodRule:
     seiken_methods: frozenset[str]
     seiken_results: frozenset[str]
     others: tuple[str, ...] = ()  # the result columns that are not this method's (must be blank)
+    max_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class Context:
     methods: Mapping[str, MethodRule]  # alias (code or name) → rule
     programmes: Mapping[str, str]  # alias (code or name) → code
     max_text: Mapping[str, int]  # free-text column → max length
+    voucher_ok: Callable[[str], bool] | None = None  # the 受診券番号's check digit (screening)
 
 
 @dataclass(slots=True)
@@ -184,6 +186,10 @@ def check_row(source: SourceRow, ctx: Context) -> CheckedRow:
         return row
     get = c.get
     row.voucher_no = _digits(row, "voucher_no", get("voucher_no", ""), range(10, 11), "受診券番号")
+    if row.voucher_no and ctx.voucher_ok is not None and not ctx.voucher_ok(row.voucher_no):
+        message = "受診券番号のチェック数字が合いません（打ち間違いではないか確かめてください）"
+        _err(row, "voucher_no", row.voucher_no, message)
+        row.voucher_no = ""
     row.atena_no = _digits(row, "atena_no", get("atena_no", ""), range(1, 16), "宛名番号")
     row.name_kana = get("name_kana", "")
     row.birth_date = _date(row, "birth_date", get("birth_date", ""))
@@ -362,6 +368,8 @@ class PersonInfo(NamedTuple):
     birth_date: date
     sex: int
     name_kana: str
+    status: str = "resident"  # the current record's 住民状態
+    status_since: date | None = None  # the day the current record began (死亡・転出 day)
 
 
 class Match(NamedTuple):
@@ -441,18 +449,7 @@ def match_row(
         if not kana_matches(row.name_kana, person.name_kana):
             reasons.append(Problem("name_kana", row.name_kana,
                                    "氏名カナが住民記録と合いません（二次確認）"))  # fmt: skip
-        if rule is not None and rule.sex != "any":
-            wanted = 1 if rule.sex == "male" else 2
-            if person.sex != wanted:
-                reasons.append(Problem("method", rule.name,
-                                       f"{'男' if person.sex == 1 else '女'}性は{rule.name}の"
-                                       "対象ではありません"))  # fmt: skip
-        if rule is not None and row.exam_date is not None:
-            age = fy_end_age(person.birth_date, fiscal_year_of(row.exam_date))
-            if age < rule.min_age:
-                reasons.append(Problem("method", rule.name,
-                                       f"年度末年齢 {age} 歳は{rule.name}の対象年齢"
-                                       f"（{rule.min_age} 歳以上）に達していません"))  # fmt: skip
+        reasons.extend(eligibility_reasons(row, person))
     if sender_institution and row.institution_code and row.institution_code != sender_institution:
         reasons.append(Problem("institution_code", row.institution_code,
                                f"送付元（{sender_institution}）と違う医療機関の"
@@ -460,6 +457,42 @@ def match_row(
     if reasons or person is None:
         return Match(None, tuple(reasons), tuple(candidates))
     return Match(person.atena_no, (), tuple(candidates))
+
+
+_LEFT = {"deceased": "死亡", "moved_out": "転出"}
+
+
+def eligibility_reasons(row: CheckedRow, person: PersonInfo) -> list[Problem]:
+    """Why this person cannot have had this exam, whoever decided the person (the hard keys
+    or staff resolving a quarantined row): the method's sex and age band (年度末年齢), and
+    being a resident of the city on the exam day. Staff may overrule a mistyped birth date;
+    not these."""
+    out: list[Problem] = []
+    rule = row.method
+    if rule is not None and rule.sex != "any" and person.sex != (1 if rule.sex == "male" else 2):
+        who = "男" if person.sex == 1 else "女"
+        out.append(Problem("method", rule.name, f"{who}性は{rule.name}の対象ではありません"))
+    if rule is not None and row.exam_date is not None:
+        age = fy_end_age(person.birth_date, fiscal_year_of(row.exam_date))
+        if age < rule.min_age or (rule.max_age is not None and age > rule.max_age):
+            band = (
+                f"{rule.min_age}〜{rule.max_age} 歳" if rule.max_age else f"{rule.min_age} 歳以上"
+            )
+            message = f"年度末年齢 {age} 歳は{rule.name}の対象年齢（{band}）の外です"
+            out.append(Problem("method", rule.name, message))
+    status = getattr(person, "status", "resident")
+    since = getattr(person, "status_since", None)
+    if (
+        row.exam_date is not None
+        and status in _LEFT
+        and since is not None
+        and row.exam_date >= since
+    ):
+        out.append(Problem("exam_date", row.source.cells.get("exam_date", ""),
+                           f"受診日には住民ではありません（{since} {_LEFT[status]}）"))  # fmt: skip
+    elif status == "non_resident":
+        out.append(Problem("", "", "住登外の方です（市の検診の対象か確かめてください）"))
+    return out
 
 
 # ------------------------------------------------------------------------------ the fact

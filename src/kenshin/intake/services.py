@@ -52,6 +52,7 @@ __all__ = [
     "error_file",
     "fhir_export",
     "needs_approval",
+    "preview_page",
     "profiles",
     "receive_file",
     "recent_batches",
@@ -87,7 +88,7 @@ def profiles() -> list[ColumnProfile]:
 
 def start_stage(batch: ImportBatch, actor: Any) -> jobs.JobRun:
     """Queue the 確認 (parse, check, match) of an uploaded batch."""
-    run = jobs.start_job(STAGE, f"取込 {batch.pk} の確認（{batch.file_name}）",
+    run = jobs.start_job(STAGE, f"取込 {batch.pk} の確認",
                          {"batch_id": batch.pk}, actor)  # fmt: skip
     ImportBatch.objects.filter(pk=batch.pk).update(job_id=str(run.pk))
     return run
@@ -105,7 +106,7 @@ def start_commit(batch: ImportBatch, actor: Any, mode: str) -> jobs.JobRun:
     if mode == CommitMode.ALL and pending:
         raise IntakeError(f"エラーまたは照合保留の行が {pending:,} 行あります。"
                           "「正しい行だけ」を選ぶか、直してから確定してください")  # fmt: skip
-    run = jobs.start_job(COMMIT_JOB, f"取込 {batch.pk} の確定（{batch.file_name}）",
+    run = jobs.start_job(COMMIT_JOB, f"取込 {batch.pk} の確定",
                          {"batch_id": batch.pk, "mode": mode}, actor)  # fmt: skip
     ImportBatch.objects.filter(pk=batch.pk).update(job_id=str(run.pk))
     return run
@@ -167,6 +168,7 @@ class Candidate:
     status: str
     agrees: dict[str, bool]
     by_search: bool = False  # found by kana + birth date (no hard key): judge with care
+    address: str = ""  # to compare with the clinic's record (a name's reading is not enough)
 
 
 @dataclass(frozen=True)
@@ -220,9 +222,27 @@ def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENT
                 p.status_label,
                 {"birth_date": same_birth(p.birth_date), "sex": sex_given == p.sex},
                 atena_no in found_by_search,
+                _address_of(atena_no),
             )
         )
     return Quarantined(row, cells, out)
+
+
+def _address_of(atena_no: str) -> str:
+    record = residents.get_resident(atena_no)
+    if record is None:
+        return ""
+    return f"{record.address} {record.address_annex}".strip()
+
+
+def preview_page(request: Any, batch: ImportBatch, status: str, page: int) -> Page:
+    """A page of the preview, recorded: its problems quote what the file says of people."""
+    result = rows_page(batch, status, page)
+    if result.object_list:
+        audit.record(audit.Event.VIEW, request, audit.Subject("intake_batch", str(batch.pk)),
+                     Purpose.RESULT_ENTRY, function="intake.import", tab=status,
+                     page=result.number, rows=len(result.object_list))  # fmt: skip
+    return result
 
 
 def _search_candidates(request: Any, cells: dict[str, str], purpose: str) -> set[str]:

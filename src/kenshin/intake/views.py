@@ -104,7 +104,9 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
         "run": run,
         "tabs": [(code, label, b.counts.get(code, 0)) for code, label in TABS],
         "tab": tab,
-        "page": _named(services.rows_page(b, tab, page_no), b.fiscal_year) if b.counts else None,
+        "page": _named(services.preview_page(request, b, tab, page_no), b.fiscal_year)
+        if b.counts
+        else None,
         "commit_form": CommitForm() if staged else None,
         "error_form": ErrorFileForm(),
         "errors_left": services.error_count(b) if b.counts else 0,
@@ -182,7 +184,10 @@ def resolve(request: HttpRequest, row_id: int) -> HttpResponse:
         choices = [(c.atena_no, f"{c.atena_no}（{c.name}）") for c in q.candidates]
         form = ResolveForm(candidates=choices)
         return render(request, "intake/resolve.html", {"q": q, "form": form})
-    q = services.quarantined_row(request, row_id)
+    try:
+        q = services.quarantined_row(request, row_id)
+    except services.IntakeError:
+        raise Http404("この行はありません") from None
     choices = [(c.atena_no, f"{c.atena_no}（{c.name}）") for c in q.candidates]
     form = ResolveForm(request.POST, candidates=choices)
     if form.is_valid():

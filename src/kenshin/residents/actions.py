@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from kenshin.core import audit, clock
-from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field
+from kenshin.core.bulk import bulk_insert, copy_stream, copy_text_field, serialise
 from kenshin.core.progress import ProgressLine
 from kenshin.core.purposes import Purpose
 from kenshin.core.text import normalize_digits
@@ -312,16 +312,8 @@ def _count_current(mc: str) -> dict[str, int]:
 
 
 def _serialise_imports(mc: str) -> None:
-    """One import per municipality at a time: each reads timelines that the other writes.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: the IMMEDIATE transaction mode
-    (settings) already takes the single write lock at BEGIN.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"kenshin.residents.import.{mc}"]
-            )
+    """One import per municipality at a time: each reads timelines that the other writes."""
+    serialise(f"kenshin.residents.import.{mc}")
 
 
 def _add_error(report: ImportReport, error: FeedError) -> None:

@@ -565,12 +565,15 @@ def names_of(atena_nos: Iterable[str]) -> dict[str, PersonName]:
 
 
 class Identity(NamedTuple):
-    """What result matching confirms a person by: birth date, sex, kana (current record)."""
+    """What result matching confirms a person by: birth date, sex, kana — and whether they
+    were a resident on the exam day (current record)."""
 
     atena_no: str
     birth_date: date
     sex: int
     name_kana: str
+    status: str  # resident | moved_out | deceased | non_resident
+    status_since: date  # the day the current record began (the 死亡・転出 day when it is one)
 
 
 _IDENTITY_CHUNK = 20_000
@@ -591,14 +594,16 @@ def identities_of(atena_nos: Iterable[str]) -> dict[str, Identity]:
         for i in range(0, len(wanted), _IDENTITY_CHUNK):
             clause, params = in_list("atena_no", wanted[i : i + _IDENTITY_CHUNK])
             cursor.execute(
-                f"SELECT atena_no, birth_date, sex, name_kana FROM {table} "  # noqa: S608  # nosec B608 - fixed names
+                f"SELECT atena_no, birth_date, sex, name_kana, status, valid_from FROM {table} "  # noqa: S608  # nosec B608 - fixed names
                 f"WHERE municipality_code = %s AND valid_to IS NULL AND {clause}",
                 [settings.MUNICIPALITY_CODE, *params],
             )
-            for atena, birth, sex, kana in cursor.fetchall():
+            for atena, birth, sex, kana, status, since in cursor.fetchall():
                 if isinstance(birth, str):
                     birth = date.fromisoformat(birth)
-                out[atena] = Identity(atena, birth, int(sex), kana)
+                if isinstance(since, str):
+                    since = date.fromisoformat(since)
+                out[atena] = Identity(atena, birth, int(sex), kana, status, since)
     return out
 
 

@@ -173,15 +173,15 @@ def record_exam(
             audit.Event.CREATE, actor, data.atena_no, purpose, function=ENTER_RESULT,
             fiscal_year=fy, method=data.method, exam_id=exam.pk,
         )  # fmt: skip
-        if case is not None:  # under the case's own subject (see _case_subject)
+        if case is not None:  # under the case's own subject (see case_subject)
             audit.record(
-                audit.Event.CREATE, actor, _case_subject(case), purpose, function=FOLLOW_UP,
+                audit.Event.CREATE, actor, case_subject(case), purpose, function=FOLLOW_UP,
                 exam_id=exam.pk, version=case.version,
             )  # fmt: skip
     return exam, case
 
 
-def _case_subject(case: FollowUpCase) -> audit.Subject:
+def case_subject(case: FollowUpCase) -> audit.Subject:
     """A case's events name the case, not the resident: an event on the resident saying a
     精検 case was opened or updated would itself tell the log's reader a health fact (that the
     person was 要精検). The case id leads to the person for whoever may read the case."""
@@ -246,8 +246,8 @@ def _lock(case_id: int, expected_version: int) -> FollowUpCase:
     return FollowUpCase.objects.select_for_update().get(pk=case_id)
 
 
-def _derive(case: FollowUpCase) -> None:
-    """Re-derive the status (and the counted result) from the case's facts."""
+def rederive_case(case: FollowUpCase) -> None:
+    """Re-derive the status (and the counted result) from the case's facts (not saved)."""
     reports = [
         rules.SeikenReport(
             from_institution=r.from_institution,
@@ -285,11 +285,11 @@ def update_case(
         case = _lock(case_id, expected_version)
         for name, value in changes.items():
             setattr(case, name, value)
-        _derive(case)
+        rederive_case(case)
         case.updated_by, case.updated_at = _actor_name(actor), clock.now()
         case.save()
         audit.record(
-            audit.Event.UPDATE, actor, _case_subject(case), purpose, function=FOLLOW_UP,
+            audit.Event.UPDATE, actor, case_subject(case), purpose, function=FOLLOW_UP,
             fields=sorted(changes), version=case.version,
         )  # fmt: skip
     return case
@@ -329,11 +329,11 @@ def add_seiken_report(
             stage=stage, early_cancer=early_cancer, complication=complication,
             recorded_by=_actor_name(actor), recorded_at=clock.now(),
         )  # fmt: skip
-        _derive(case)
+        rederive_case(case)
         case.updated_by, case.updated_at = _actor_name(actor), clock.now()
         case.save()
         audit.record(
-            audit.Event.UPDATE, actor, _case_subject(case), purpose, function=FOLLOW_UP,
+            audit.Event.UPDATE, actor, case_subject(case), purpose, function=FOLLOW_UP,
             action="add_report", version=case.version,
         )  # fmt: skip
     return case

@@ -41,7 +41,7 @@ from django.db import connection, models, transaction
 from django.db.models import Max
 
 from kenshin.core import audit, clock
-from kenshin.core.bulk import bulk_insert
+from kenshin.core.bulk import bulk_insert, serialise
 from kenshin.core.fiscal import fiscal_year_of
 from kenshin.programs import services as programs
 from kenshin.screening import rules
@@ -524,13 +524,15 @@ def insert_exams_from(
     window = (date(fiscal_year - FIRST_TIME_YEARS, 4, 1), date(fiscal_year, 4, 1))
     head = [mc, mc, *window, recorded_by[:150], _datetime(now)]  # 団体, 初回's, who, when
     with transaction.atomic():
-        before = _latest_id(Exam)
+        # Two commits of the same rows at once: the second waits, then sees the first's rows.
+        serialise(f"kenshin.screening.exams.{mc}")
         with connection.cursor() as cursor:
-            cursor.execute(sql, [*head, *params, fiscal_year, mc])
-            written = cursor.rowcount
+            cursor.execute(f"{sql} RETURNING id, needs_seiken", [*head, *params, fiscal_year, mc])
+            inserted = cursor.fetchall()
+        written = len(inserted)
         cases = 0
         if written:
-            cases = _open_new_cases(mc, before, recorded_by)
+            cases = _open_new_cases(mc, [pk for pk, seiken in inserted if seiken], recorded_by)
             audit.record(
                 audit.Event.IMPORT,
                 audit.Actor.system(actor) if isinstance(actor, str) else actor,
@@ -543,16 +545,21 @@ def insert_exams_from(
     return written
 
 
-def _open_new_cases(mc: str, after: int, actor: str) -> int:
-    """The case of every 要精検 exam written after id ``after`` whose programme's 精検 is
+def _open_new_cases(mc: str, exam_ids: Sequence[int], actor: str) -> int:
+    """The case of each of these 要精検 exams (just inserted) whose programme's 精検 is
     tracked — status 未把握 from the exam's day, as :func:`record_exam` opens it."""
     now = clock.now()
     rows = []
-    for pk, atena, programme, fy, method, results, day in (
-        Exam.objects.filter(municipality_code=mc, pk__gt=after, needs_seiken=True)
-        .values_list("pk", "atena_no", "programme", "fiscal_year", "method", "results", "exam_date")
-        .iterator(chunk_size=5_000)
-    ):
+    found = (
+        (pk, atena, programme, fy, method, results, day)
+        for i in range(0, len(exam_ids), 5_000)
+        for pk, atena, programme, fy, method, results, day in Exam.objects.filter(
+            municipality_code=mc, pk__in=exam_ids[i : i + 5_000]
+        ).values_list(
+            "pk", "atena_no", "programme", "fiscal_year", "method", "results", "exam_date"
+        )
+    )
+    for pk, atena, programme, fy, method, results, day in found:
         if programs.seiken_of(programme) is None:
             continue
         rows.append((

@@ -219,6 +219,8 @@ def revise_exams(
             exam.needs_seiken, exam.follow_up_due = seiken, due
             exam.recorded_by, exam.recorded_at = by, now
             exam.save()
+            if exam.pk in cases:
+                _revise_case(actor, exam, by, now)
             if seiken and exam.pk not in cases and programs.seiken_of(exam.programme) is not None:
                 FollowUpCase.objects.create(
                     municipality_code=mc, atena_no=exam.atena_no, programme=exam.programme,
@@ -233,6 +235,28 @@ def revise_exams(
                 fields=sorted(changes), source=source[:100],
             )  # fmt: skip
     return len(revisions)
+
+
+def _revise_case(actor: Any, exam: Exam, by: str, now: Any) -> None:
+    """The corrected result is the case's 一次検診の判定 from now on, and the case's status is
+    derived again from it (an HPV test counts as the 精検 only after cytology ASC-US …)."""
+    from kenshin.screening.exam_actions import case_subject, rederive_case
+
+    case = FollowUpCase.objects.select_for_update().get(exam=exam)
+    primary = rules.decisive_value(exam.method, exam.results or {})
+    if primary == case.primary_result:
+        return
+    case.primary_result = primary
+    case.exam = exam
+    rederive_case(case)
+    case.version += 1
+    case.updated_by, case.updated_at = by, now
+    case.save()
+    audit.record(
+        audit.Event.UPDATE, audit.Actor.system(actor) if isinstance(actor, str) else actor,
+        case_subject(case), Purpose.RESULT_ENTRY, function=ENTER_RESULT, exam_id=exam.pk,
+        fields=["primary_result"], version=case.version,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

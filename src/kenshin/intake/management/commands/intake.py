@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kenshin.core import clock, jobs
+from kenshin.core import audit, clock, jobs
 from kenshin.core.fiscal import fiscal_year_of
 from kenshin.intake import services
 from kenshin.intake.jobs import COMMIT_JOB, STAGE
@@ -93,7 +93,9 @@ class Command(BaseCommand):
             self.stdout.write(batch.message)
         if options["errors"] and services.error_count(batch):
             with open(options["errors"], "wb") as out:
-                for chunk in services.error_file(batch, options["encoding"]):
+                for chunk in services.error_file_chunks(
+                    audit.Actor.system(actor), batch, options["encoding"]
+                ):
                     out.write(chunk)
             self.stdout.write(f"エラーファイル: {options['errors']}")
         if not options["commit"]:
