@@ -95,7 +95,7 @@ def header_row() -> list[str]:
     return [c.header for c in COLUMNS]
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceRow:
     """One row as read from a file, before any check.
 

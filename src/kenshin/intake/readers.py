@@ -149,11 +149,14 @@ def map_header(header: list[str], profile: Profile | None) -> tuple[list[str], l
 
 
 def _row(row_no: int, keys: list[str], cells: list[str], profile: Profile | None) -> SourceRow:
-    out: dict[str, str] = {}
+    if profile is None or not profile.values:  # the usual case, one comprehension
+        out = {key: cell.strip() for key, cell in zip(keys, cells, strict=False) if key}
+        return SourceRow(row_no, out, cells)
+    out = {}
     for key, cell in zip(keys, cells, strict=False):
         if key:
             value = cell.strip()
-            if profile is not None and key in profile.values:
+            if key in profile.values:
                 value = profile.values[key].get(value, value)
             out[key] = value
     return SourceRow(row_no, out, cells)

@@ -153,3 +153,33 @@ def test_a_man_in_osteoporosis_is_held_for_staff(tmp_path, settings):
     actions.resolve_row("hokenshi1", row.pk, atena_no=None, reason="対象外の検診（男性）")
     row.refresh_from_db()
     assert row.status == RowStatus.REJECTED
+
+
+def test_cli_exports_a_persons_exams_as_ndjson_with_its_purpose_recorded(tmp_path, settings):
+    import io
+
+    from django.core.management import call_command
+
+    from kenshin.audit.models import AuditEvent
+
+    settings.INTAKE_DIR = tmp_path / "intake"
+    programs.load_shipped()
+    text = shifted("Bundle-example19.json")  # mammography, 精検 がんの疑い
+    woman = person_of(text, "2000000097")
+    import_town(tmp_path, people=(woman,))
+    staff = audit.Actor(None, "hokenshi1")
+    batch = actions.stage_batch(staff, upload(text.encode(), name="19.json").pk)
+    row = StagedRow.objects.get(batch=batch)
+    actions.resolve_row(staff, row.pk, atena_no=woman.atena_no, reason="受診票と照合")
+    actions.commit_batch(staff, batch.pk, CommitMode.VALID_ONLY)
+    out = tmp_path / "out.ndjson"
+    stdout = io.StringIO()
+    call_command("intake", "export-fhir", str(out), "--atena-no", woman.atena_no, "--fy", "2025",
+                 stdout=stdout)  # fmt: skip
+    [line] = out.read_text(encoding="utf-8").splitlines()
+    written = fhir.national_items(json.loads(line))
+    expected = fhir.national_items(json.loads(text))
+    assert written["9N281000000000011"] == expected["9N281000000000011"]  # マンモグラフィ判定
+    assert "1 件の Bundle" in stdout.getvalue()
+    event = AuditEvent.objects.filter(event="export", subject_ref=woman.atena_no).get()
+    assert event.purpose == "disclosure"

@@ -6,10 +6,13 @@ import FILE [--profile P] [--fy YEAR] [--sender CODE] [--commit [--valid-only]] 
     --valid-only the correct rows, the rest to the error file)
 profile save NAME FILE   save a column profile from a TOML file ([columns] 見出し = "項目")
 profile list             the saved profiles
+export-fhir --atena-no N [--fy YEAR] OUT   a person's exams as national 自治体検診 FHIR Bundles
+    (NDJSON), e.g. for a 転出先 city or a disclosure request; recorded with its purpose
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -18,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from kenshin.core import audit, clock, jobs
 from kenshin.core.fiscal import fiscal_year_of
+from kenshin.core.purposes import Purpose
 from kenshin.intake import services
 from kenshin.intake.jobs import COMMIT_JOB, STAGE
 
@@ -45,11 +49,22 @@ class Command(BaseCommand):
         save.add_argument("file")
         save.add_argument("--actor", default="cli")
         psub.add_parser("list", help="保存されている対応表")
+        exp = sub.add_parser(
+            "export-fhir", help="ある方の受診を国の FHIR 様式（NDJSON）で出力します"
+        )
+        exp.add_argument("out", help="出力するファイル（.ndjson）")
+        exp.add_argument("--atena-no", required=True, help="宛名番号")
+        exp.add_argument("--fy", type=int, help="年度（西暦。省くとすべての年度）")
+        exp.add_argument("--purpose", default=Purpose.DISCLOSURE.value, choices=Purpose.values,
+                         help="利用目的（監査ログに記録。既定は開示請求対応）")  # fmt: skip
+        exp.add_argument("--actor", default="cli", help="出力者として記録する名前")
 
     def handle(self, *args, **options):
         try:
             if options["action"] == "import":
                 self._import(options)
+            elif options["action"] == "export-fhir":
+                self._export_fhir(options)
             elif options["profile_action"] == "save":
                 self._save_profile(options)
             else:
@@ -57,6 +72,18 @@ class Command(BaseCommand):
                     self.stdout.write(f"{p.name}\t{len(p.mapping)} 列\t{p.description}")
         except services.IntakeError as exc:
             raise CommandError(str(exc)) from None
+
+    def _export_fhir(self, options) -> None:
+        export = services.fhir_export(
+            audit.Actor.system(options["actor"]), options["atena_no"], options["fy"],
+            purpose=options["purpose"],
+        )  # fmt: skip
+        with open(options["out"], "w", encoding="utf-8") as out:
+            for bundle in export.bundles:
+                out.write(json.dumps(bundle, ensure_ascii=False) + "\n")
+        self.stdout.write(f"{len(export.bundles)} 件の Bundle を書き出しました: {options['out']}")
+        for exam_id, why in export.skipped:
+            self.stdout.write(f"受診 {exam_id} は書き出せません: {why}")
 
     def _save_profile(self, options) -> None:
         try:
