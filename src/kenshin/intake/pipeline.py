@@ -98,8 +98,7 @@ def build_context(fiscal_year: int) -> rules.Context:
             methods[method.code] = methods[method.name] = rule
     max_text = {"place": 100, "complication": 200, "billing_category": 20,
                 "seiken_institution": 200, "name_kana": 100}  # fmt: skip
-    return rules.Context(fiscal_year, clock.today(), methods, programmes, max_text,
-                         voucher_ok=screening.voucher_is_well_formed)  # fmt: skip
+    return rules.Context(fiscal_year, clock.today(), methods, programmes, max_text)
 
 
 # ------------------------------------------------------------------------------ staging
@@ -169,6 +168,10 @@ def _stage_chunk(
 ) -> list[tuple[Any, ...]]:
     """Match a chunk of checked rows and decide each one's status; return staged-row tuples."""
     vouchers = screening.vouchers_by_number(r.voucher_no for r in chunk if r.voucher_no)
+    for r in chunk:
+        if r.voucher_no and r.voucher_no not in vouchers and not r.problems:
+            if not screening.voucher_is_well_formed(r.voucher_no):
+                rules.refuse_mistyped_voucher(r)
     wanted = {r.atena_no for r in chunk if r.atena_no} | {v.atena_no for v in vouchers.values()}
     people = _people(wanted)
     matches = {

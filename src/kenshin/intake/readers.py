@@ -203,6 +203,7 @@ def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
         stream.close()
         raise
     width = len(header)
+    max_rows = _limits()[1]
 
     def rows() -> Iterator[SourceRow]:
         n = 0
@@ -224,7 +225,8 @@ def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
                         f"{stream.row + 1} 行目に {facts.encoding} として読めない文字があります"
                     ) from None
                 n += 1
-                _count_check(n)
+                if n > max_rows:
+                    _count_check(n)
                 row = _row(stream.row, keys, cells, profile)
                 if len(cells) != width:
                     row.cells["__width__"] = f"{width}:{len(cells)}"

@@ -123,12 +123,19 @@ def exams_on_record(atena_nos: Iterable[str], fiscal_year: int) -> list[StoredEx
     """Every exam of the fiscal year of these people, with whether a 精検 case hangs on it."""
     mc = settings.MUNICIPALITY_CODE
     exam, case = Exam._meta.db_table, FollowUpCase._meta.db_table
-    columns = ", ".join(f"e.{Exam._meta.get_field(n).column}" for n in _VALUES)
+
+    def column(name: str) -> str:  # dates as text (see residents.identities_of)
+        field = Exam._meta.get_field(name)
+        if field.get_internal_type() == "DateField":
+            return f"CAST(e.{field.column} AS TEXT)"
+        return f"e.{field.column}"
+
+    columns = ", ".join(column(n) for n in _VALUES)
     out: list[StoredExam] = []
     for chunk in _chunks(atena_nos):
         clause, params = in_list("e.atena_no", chunk)
         for pk, atena, method, day, follow_up, has_case, *values in _rows(
-            f"SELECT e.id, e.atena_no, e.method, e.exam_date, e.hpv_follow_up, "  # noqa: S608  # nosec B608 - names from _meta
+            f"SELECT e.id, e.atena_no, e.method, CAST(e.exam_date AS TEXT), e.hpv_follow_up, "  # noqa: S608  # nosec B608 - names from _meta
             f"EXISTS (SELECT 1 FROM {case} c WHERE c.exam_id = e.id), {columns} "
             f"FROM {exam} e{_person_index()} "
             f"WHERE e.municipality_code = %s AND {clause} AND e.fiscal_year = %s",
