@@ -16,10 +16,8 @@ from kenshin.core import clock
 from kenshin.intake import actions
 from kenshin.intake.models import BatchState, CommitMode, RowStatus, StagedRow
 from kenshin.intake.tests.helpers import csv_bytes, exam_row, staged, upload
-from kenshin.programs import services as programs
-from kenshin.screening import services as screening
 from kenshin.screening.models import Exam, FollowUpCase
-from kenshin.screening.tests.town import GONE, HANAKO, KEN, MISAKI, TOWN, import_town
+from kenshin.screening.tests.town import GONE, HANAKO, KEN, MISAKI
 from kenshin.screening.vouchers import vouchers_of
 
 TODAY = date(2025, 11, 20)
@@ -29,14 +27,6 @@ TODAY = date(2025, 11, 20)
 def _today():
     with clock.frozen(TODAY):
         yield
-
-
-@pytest.fixture
-def town(tmp_path, settings):
-    settings.INTAKE_DIR = tmp_path / "intake"
-    programs.load_shipped()
-    import_town(tmp_path)
-    screening.issue_vouchers("test", 2025, [p.atena_no for p in TOWN])
 
 
 def voucher(person) -> str:

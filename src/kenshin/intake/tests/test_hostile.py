@@ -32,10 +32,8 @@ from kenshin.intake import actions, readers
 from kenshin.intake.layout import COLUMNS, REQUIRED_HEADERS, header_row
 from kenshin.intake.models import BatchState, ImportBatch, RowStatus, StagedRow
 from kenshin.intake.tests.helpers import csv_bytes, exam_row
-from kenshin.programs import services as programs
-from kenshin.screening import services as screening
 from kenshin.screening.models import Exam
-from kenshin.screening.tests.town import HANAKO, KEN, TARO, TOWN, import_town
+from kenshin.screening.tests.town import HANAKO, KEN, TARO
 from kenshin.screening.vouchers import vouchers_of
 
 pytestmark = pytest.mark.django_db
@@ -56,17 +54,6 @@ STAGED = "staged"
 def _today():
     with clock.frozen(TODAY):
         yield
-
-
-@pytest.fixture
-def town(tmp_path, settings):
-    # Deep enough that ../../ from INTAKE_DIR is still inside tmp_path, where we can look.
-    settings.INTAKE_DIR = tmp_path / "var" / "kenshin" / "intake"
-    settings.INTAKE_APPROVAL_ROWS = 1_000
-    programs.load_shipped()
-    import_town(tmp_path)
-    screening.issue_vouchers("test", 2025, [p.atena_no for p in TOWN])
-    return tmp_path
 
 
 # ------------------------------------------------------------------------------ rows and files

@@ -18,10 +18,8 @@ from kenshin.intake import actions, readers
 from kenshin.intake.layout import COLUMNS, header_row
 from kenshin.intake.models import BatchState, ColumnProfile, CommitMode, RowStatus, StagedRow
 from kenshin.intake.tests.helpers import INSTITUTION, csv_bytes, exam_row, staged, write
-from kenshin.programs import services as programs
-from kenshin.screening import services as screening
 from kenshin.screening.models import Exam
-from kenshin.screening.tests.town import HANAKO, KEN, TARO, TOWN, import_town
+from kenshin.screening.tests.town import HANAKO, KEN, TARO
 from kenshin.screening.vouchers import vouchers_of
 
 pytestmark = pytest.mark.django_db
@@ -35,15 +33,6 @@ COMPARED = ("atena_no", "programme", "method", "exam_date", "setting", "institut
 def _today():
     with clock.frozen(TODAY):
         yield
-
-
-@pytest.fixture
-def town(tmp_path, settings):
-    settings.INTAKE_DIR = tmp_path / "intake"
-    settings.INTAKE_APPROVAL_ROWS = 1_000
-    programs.load_shipped()
-    import_town(tmp_path)
-    screening.issue_vouchers("test", 2025, [p.atena_no for p in TOWN])
 
 
 def voucher(person) -> str:

@@ -16,10 +16,8 @@ from kenshin.audit.models import AuditEvent
 from kenshin.core import clock
 from kenshin.intake.models import BatchState, ImportBatch, RowStatus, StagedRow
 from kenshin.intake.tests.helpers import csv_bytes, exam_row
-from kenshin.programs import services as programs
-from kenshin.screening import services as screening
 from kenshin.screening.models import Exam
-from kenshin.screening.tests.town import KEN, TARO, TOWN, import_town
+from kenshin.screening.tests.town import KEN, TARO
 from kenshin.screening.vouchers import vouchers_of
 
 pytestmark = pytest.mark.django_db
@@ -31,14 +29,6 @@ ATENA = re.compile(r"1000000\d{3}")
 def _today():
     with clock.frozen(TODAY):
         yield
-
-
-@pytest.fixture
-def town(tmp_path, settings):
-    settings.INTAKE_DIR = tmp_path / "intake"
-    programs.load_shipped()
-    import_town(tmp_path)
-    screening.issue_vouchers("test", 2025, [p.atena_no for p in TOWN])
 
 
 @pytest.fixture
