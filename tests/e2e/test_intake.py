@@ -126,6 +126,15 @@ def corrected_file(error_csv: str) -> bytes:
     return out.getvalue().encode("cp932")
 
 
+def job_title(page, step: str, file_name: str) -> str:
+    """The job's title names the batch by its number (the file's name is shown on the page,
+    not carried into the job records)."""
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text(file_name)
+    number = re.search(r"取込 (\d+)", heading.inner_text()).group(1)
+    return f"取込 {number} の{step}"
+
+
 def expect_finished(page, title: str) -> None:
     """The job's block: its title, 完了, and the bar full (the count at 100% where shown)."""
     block = page.locator(".job-progress")
@@ -223,7 +232,7 @@ def test_staff_take_in_a_file_correct_its_errors_and_commit(live_server, setting
         expect(page.locator("#batch-state")).to_have_text("受付")
         work_the_queue(page)
         expect(page.locator("#batch-state")).to_have_text("確認済み（確定待ち）")
-        expect_finished(page, f"の確認（{FIRST_FILE}）")
+        expect_finished(page, job_title(page, "確認", FIRST_FILE))
         expect(page.locator(".job-progress__message")).to_contain_text(
             "確認が終わりました。20 行のうち 新規 17、更新 0、変更なし 0、エラー 3、照合保留 0。"
         )
@@ -289,7 +298,7 @@ def test_staff_take_in_a_file_correct_its_errors_and_commit(live_server, setting
         upload(page, second)
         work_the_queue(page)
         expect(page.locator("#batch-state")).to_have_text("確認済み（確定待ち）")
-        expect_finished(page, f"の確認（{SECOND_FILE}）")
+        expect_finished(page, job_title(page, "確認", SECOND_FILE))
         expect(tab(page, "新規")).to_have_text("新規 3")
         expect(tab(page, "エラー")).to_have_text("エラー 0")
         expect(tab(page, "照合保留")).to_have_text("照合保留 0")
@@ -304,7 +313,7 @@ def test_staff_take_in_a_file_correct_its_errors_and_commit(live_server, setting
         expect(page.get_by_role("button", name="確定する")).to_have_count(0)  # no second commit
         work_the_queue(page)
         expect(page.locator("#batch-state")).to_have_text("確定済み")
-        expect_finished(page, f"の確定（{FIRST_FILE}）")
+        expect_finished(page, job_title(page, "確定", FIRST_FILE))
         expect(page.locator(".job-progress__count")).to_contain_text("17 / 17 件（100%）")
         expect(page.locator(".job-progress__message")).to_contain_text(
             "確定しました。登録 17 件、訂正 0 件、取り込まなかった行 3 行。"
@@ -317,7 +326,7 @@ def test_staff_take_in_a_file_correct_its_errors_and_commit(live_server, setting
         page.get_by_role("button", name="確定する").click()
         work_the_queue(page)
         expect(page.locator("#batch-state")).to_have_text("確定済み")
-        expect_finished(page, f"の確定（{SECOND_FILE}）")
+        expect_finished(page, job_title(page, "確定", SECOND_FILE))
         expect(page.locator(".job-progress__count")).to_contain_text("3 / 3 件（100%）")
         expect(page.locator(".job-progress__message")).to_contain_text(
             "確定しました。登録 3 件、訂正 0 件、取り込まなかった行 0 行。"

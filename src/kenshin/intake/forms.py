@@ -68,3 +68,60 @@ class ResolveForm(forms.Form):
         if data.get("decision") == "accept" and not data.get("atena_no"):
             self.add_error("atena_no", "取り込む方を選んでください")
         return data
+
+
+class ProfileForm(forms.Form):
+    """A clinic's column profile as staff write it: one column per line, ``their header =
+    our column`` (our Japanese header or its key), and value rewrites ``column: a=b, c=d``."""
+
+    name = forms.CharField(label="名前", max_length=60, help_text="例: A医院（2025年版）")
+    description = forms.CharField(label="説明", max_length=200, required=False)
+    mapping = forms.CharField(
+        label="列の対応", widget=forms.Textarea(attrs={"rows": 10}),
+        help_text="1 行に 1 列。「ファイルの見出し = Kenshin の見出し」（例: 券番号 = 受診券番号）",
+    )  # fmt: skip
+    values = forms.CharField(
+        label="値の読み替え", widget=forms.Textarea(attrs={"rows": 4}), required=False,
+        help_text="1 行に 1 項目。「Kenshin の見出し: ファイルの値=値, …」（例: 性別: M=1, F=2）",
+    )  # fmt: skip
+
+    @staticmethod
+    def _column(text: str, line_no: int) -> str:
+        from kenshin.intake.layout import BY_HEADER, BY_KEY
+
+        text = text.strip()
+        if text in BY_HEADER:
+            return BY_HEADER[text].key
+        if text in BY_KEY:
+            return text
+        raise forms.ValidationError(f"{line_no} 行目: 「{text}」は Kenshin の列ではありません")
+
+    def clean_mapping(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for n, line in enumerate(self.cleaned_data["mapping"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            theirs, sep, ours = line.partition("=")
+            if not sep or not theirs.strip():
+                raise forms.ValidationError(f"{n} 行目: 「見出し = 列」の形で書いてください")
+            out[theirs.strip()] = self._column(ours, n)
+        if not out:
+            raise forms.ValidationError("列の対応を 1 行以上書いてください")
+        return out
+
+    def clean_values(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for n, line in enumerate(self.cleaned_data["values"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            column, sep, pairs = line.partition(":")
+            if not sep:
+                raise forms.ValidationError(f"{n} 行目: 「列: 値=値, …」の形で書いてください")
+            rewrites: dict[str, str] = {}
+            for pair in pairs.split(","):
+                theirs, eq, ours = pair.partition("=")
+                if not eq:
+                    raise forms.ValidationError(f"{n} 行目: 「{pair.strip()}」に = がありません")
+                rewrites[theirs.strip()] = ours.strip()
+            out[self._column(column, n)] = rewrites
+        return out

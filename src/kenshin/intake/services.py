@@ -53,6 +53,7 @@ __all__ = [
     "fhir_export",
     "needs_approval",
     "preview_page",
+    "profile_rows",
     "profiles",
     "receive_file",
     "recent_batches",
@@ -84,6 +85,30 @@ def profiles() -> list[ColumnProfile]:
     return list(
         ColumnProfile.objects.filter(municipality_code=settings.MUNICIPALITY_CODE).order_by("name")
     )
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    name: str
+    description: str
+    columns: list[tuple[str, str]]  # (their header, our header)
+    values: list[tuple[str, str]]  # (our header, "a→b, c→d")
+    updated: str
+
+
+def profile_rows() -> list[ProfileRow]:
+    """The saved profiles as staff read them (our Japanese headers, not keys)."""
+    out = []
+    for p in profiles():
+        header = {k: BY_KEY[k].header for k in BY_KEY}
+        out.append(ProfileRow(
+            p.name, p.description,
+            [(theirs, header.get(ours, ours)) for theirs, ours in p.mapping.items()],
+            [(header.get(k, k), "、".join(f"{a}→{b}" for a, b in v.items()))
+             for k, v in (p.values or {}).items()],
+            f"{p.updated_by} {p.updated_at:%Y-%m-%d %H:%M}",
+        ))  # fmt: skip
+    return out
 
 
 def start_stage(batch: ImportBatch, actor: Any) -> jobs.JobRun:

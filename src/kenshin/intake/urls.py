@@ -14,4 +14,5 @@ urlpatterns = [
     path("<int:batch_id>/discard/", views.discard, name="discard"),
     path("<int:batch_id>/errors.csv", views.errors, name="errors"),
     path("rows/<int:row_id>/", views.resolve, name="resolve"),
+    path("profiles/", views.profiles, name="profiles"),
 ]

@@ -18,8 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kenshin.core import jobs
 from kenshin.core.permissions import requires
 from kenshin.intake import services
-from kenshin.intake.forms import CommitForm, ErrorFileForm, ResolveForm, UploadForm
-from kenshin.intake.permissions import COMMIT, IMPORT, RESOLVE
+from kenshin.intake.forms import CommitForm, ErrorFileForm, ProfileForm, ResolveForm, UploadForm
+from kenshin.intake.permissions import COMMIT, IMPORT, PROFILES, RESOLVE
 from kenshin.programs import services as programs
 
 TABS = (
@@ -203,3 +203,23 @@ def resolve(request: HttpRequest, row_id: int) -> HttpResponse:
             messages.success(request, f"{q.row.row_no} 行目を解決しました。")
             return redirect(f"{reverse('intake:batch', args=[q.row.batch_id])}?tab=quarantined")
     return render(request, "intake/resolve.html", {"q": q, "form": form}, status=400)
+
+
+@requires(PROFILES)
+@require_http_methods(["GET", "POST"])
+def profiles(request: HttpRequest) -> HttpResponse:
+    """The saved column profiles, and a form to add or replace one (by name)."""
+    form = ProfileForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_profile(
+                request, form.cleaned_data["name"], form.cleaned_data["mapping"],
+                description=form.cleaned_data["description"], values=form.cleaned_data["values"],
+            )  # fmt: skip
+        except services.IntakeError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"列の対応表「{form.cleaned_data['name']}」を保存しました。")
+            return redirect("intake:profiles")
+    context = {"form": form, "profiles": services.profile_rows()}
+    return render(request, "intake/profiles.html", context, status=400 if form.errors else 200)

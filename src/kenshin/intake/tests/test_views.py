@@ -109,3 +109,29 @@ def test_unreadable_file_is_refused_with_one_message(town, staff):
     assert batch.state == BatchState.REFUSED
     assert "バイナリ" in client.get(location).content.decode()
     assert not StagedRow.objects.filter(batch=batch).exists()
+
+
+def test_profiles_page_saves_a_clinics_layout_in_staff_terms(staff):
+    client = staff("jimu")
+    url = reverse("intake:profiles")
+    r = client.post(url, {
+        "name": "A医院", "description": "A医院の健診システム",
+        "mapping": "券番号 = 受診券番号\nカナ = 氏名カナ\n性別(M/F) = sex\n",
+        "values": "性別: M=1, F=2",
+    })  # fmt: skip
+    assert r.status_code == 302, r.content.decode()[:2000]
+    from kenshin.intake.models import ColumnProfile
+
+    profile = ColumnProfile.objects.get(name="A医院")
+    assert profile.mapping == {"券番号": "voucher_no", "カナ": "name_kana", "性別(M/F)": "sex"}
+    assert profile.values == {"sex": {"M": "1", "F": "2"}}
+    page = client.get(url).content.decode()
+    assert "券番号" in page and "受診券番号" in page and "M→1" in page
+    # Unknown columns and rewrites of the hard keys are refused with the line named.
+    r = client.post(url, {"name": "B", "mapping": "x = 存在しない列"})
+    assert r.status_code == 400 and "1 行目" in r.content.decode()
+    r = client.post(
+        url, {"name": "B", "mapping": "生年 = 生年月日", "values": "生年月日: S50=1975"}
+    )
+    assert r.status_code == 400 and "読み替えられません" in r.content.decode()
+    assert staff("etsuran").get(url).status_code == 403
