@@ -152,10 +152,6 @@ def exam_values(fact: dict[str, Any]) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _voucher_info(v: screening.VoucherRecord) -> Any:
-    return v  # the same fields as rules.VoucherInfo
-
-
 def _problems(items: Sequence[rules.Problem]) -> list[dict[str, str]] | None:
     return [p.as_dict() for p in items] or None
 
@@ -177,7 +173,7 @@ def _stage_chunk(
     matches = {
         id(r): rules.match_row(
             r,
-            _voucher_info(vouchers[r.voucher_no]) if r.voucher_no in vouchers else None,
+            vouchers.get(r.voucher_no),  # the same fields as rules.VoucherInfo
             people,
             sender_institution=batch.sender_institution,
         )
