@@ -495,12 +495,13 @@ def commit(
         counts.already = new_total - counts.written
         if progress is not None:
             progress("受診記録を書き込んでいます", new_total, max(new_total, 1))
-        revisions = [
-            (r.exam_id, {k: r.fact.get(k) for k in r.diff})
-            for r in StagedRow.objects.filter(batch=batch, status=RowStatus.UPDATED)
-        ]
+        updated = list(StagedRow.objects.filter(batch=batch, status=RowStatus.UPDATED))
+        revisions = [(r.exam_id, {k: r.fact.get(k) for k in r.diff}) for r in updated]
+        expected = [{k: old for k, (old, _new) in r.diff.items()} for r in updated]
         try:
-            counts.revised = screening.revise_exams(actor, revisions, source=f"intake:{batch.pk}")
+            counts.revised = screening.revise_exams(
+                actor, revisions, source=f"intake:{batch.pk}", expected=expected
+            )
         except screening.RevisionRefused as exc:
             raise IntakeError(str(exc)) from None
         counts.left = (

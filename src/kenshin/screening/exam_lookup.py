@@ -185,10 +185,25 @@ class RevisionRefused(ValueError):
     """A correction that must be made on the ledger by a person (the message says why)."""
 
 
+def _as_read(value: Any) -> Any:
+    """A stored value as the intake read it (dates as ISO text, blanks as None)."""
+    if isinstance(value, date):
+        value = value.isoformat()
+    return value or None
+
+
 def revise_exams(
-    actor: Any, revisions: Sequence[tuple[int, Mapping[str, Any]]], *, source: str = ""
+    actor: Any,
+    revisions: Sequence[tuple[int, Mapping[str, Any]]],
+    *,
+    source: str = "",
+    expected: Sequence[Mapping[str, Any]] | None = None,
 ) -> int:
     """Apply corrections {field: new value} to exams on record; return how many changed.
+
+    ``expected`` (one per revision): the values the correction was made against — if the
+    exam changed since (another batch, a person on the ledger), the correction is refused
+    rather than overwriting what it never saw.
 
     The result decides 要精検 and the HPV 追跡検査 date again (``rules.primary_outcome``). A
     correction that turns a 要精検 into not 要精検 while its 精検 case exists is refused: the
@@ -204,11 +219,17 @@ def revise_exams(
         cases = set(
             FollowUpCase.objects.filter(exam_id__in=list(exams)).values_list("exam_id", flat=True)
         )
-        for pk, changes in revisions:
+        for n, (pk, changes) in enumerate(revisions):
             exam = exams.get(pk)
             if exam is None or exam.municipality_code != mc:
                 raise RevisionRefused(
                     "訂正する受診が見つかりません（他で削除された可能性があります）"
+                )
+            before = expected[n] if expected is not None else {}
+            if any(_as_read(getattr(exam, k)) != _as_read(v) for k, v in before.items()):
+                raise RevisionRefused(
+                    "訂正する受診が、確認の後に変わりました（別の取込か受診台帳で）。"
+                    "もう一度確認してから確定してください"
                 )
             for name, value in changes.items():
                 if name not in _VALUES:

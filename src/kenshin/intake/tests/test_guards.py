@@ -210,3 +210,15 @@ def test_two_commits_of_the_same_rows_at_once_write_them_once(town):
     assert not errors, errors
     assert counts.written == 0 and counts.already == 2
     assert Exam.objects.filter(method="fecal_occult_blood").count() == 2
+
+
+@pytest.mark.django_db
+def test_a_correction_made_against_values_that_changed_since_is_refused(town):
+    actions.commit_batch("kakutei", staged(csv_bytes([fobt(KEN)])).pk, CommitMode.ALL)
+    late = staged(csv_bytes([fobt(KEN, day1="positive")]))  # staged against day1 negative
+    sooner = staged(csv_bytes([fobt(KEN, day2="positive")], encoding="utf-8"))
+    actions.commit_batch("kakutei", sooner.pk, CommitMode.ALL)
+    with pytest.raises(actions.IntakeError, match="確認の後に変わりました"):
+        actions.commit_batch("kakutei", late.pk, CommitMode.ALL)
+    exam = Exam.objects.get(atena_no=KEN.atena_no, method="fecal_occult_blood")
+    assert exam.results == {"day1": "negative", "day2": "positive"}
