@@ -344,7 +344,7 @@ def _instrument(per_row: bool) -> _Timer:
         timer.wrap(pipeline, "_decide", "stage: _decide (per row)")
         timer.wrap(pipeline, "exam_values", "stage: exam_values (要精検; per row)")
     timer.wrap(screening, "vouchers_by_number", "stage: vouchers_by_number")
-    timer.wrap(pipeline, "_people", "stage: register (identities_of)")
+    timer.wrap(pipeline.residents, "identities_of", "stage: register (identities_of)")
     timer.wrap(screening, "voucher_uses", "stage: voucher_uses")
     timer.wrap(pipeline, "bulk_insert", "stage: write staged rows (json + COPY/executemany)")
     timer.wrap(pipeline, "_stage_chunk", "stage: _stage_chunk (look-ups, match, decide)")

@@ -150,11 +150,14 @@ def client_address(request: Any) -> str:
 
 
 def actor_of(who: Any) -> Actor:
-    """An :class:`Actor` from a request, a user, an Actor, or None (the system)."""
+    """An :class:`Actor` from a request, a user, an Actor, a name for the system (a job's
+    requester, ``"demo"``, ``"cli"``), or None (the system)."""
     if isinstance(who, Actor):
         return who
     if who is None:
         return Actor.system()
+    if isinstance(who, str):
+        return Actor.system(neutralise(who))
     request = who if hasattr(who, "META") else None
     user = getattr(who, "user", None) if request is not None else who
     address = client_address(request) if request is not None else ""

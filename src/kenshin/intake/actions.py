@@ -19,7 +19,7 @@ from django.db import transaction
 from kenshin.core import audit, clock
 from kenshin.core.purposes import Purpose
 from kenshin.intake import pipeline, rules
-from kenshin.intake.layout import SourceRow
+from kenshin.intake.layout import BY_KEY, SourceRow
 from kenshin.intake.models import (
     BatchState,
     ColumnProfile,
@@ -30,6 +30,7 @@ from kenshin.intake.models import (
 from kenshin.intake.permissions import COMMIT, IMPORT, PROFILES, RESOLVE
 from kenshin.intake.readers import FileRefused, Profile
 from kenshin.residents import services as residents
+from kenshin.screening import services as screening
 
 IntakeError = pipeline.IntakeError
 _OPEN = (BatchState.UPLOADED, BatchState.STAGING, BatchState.STAGED)
@@ -39,12 +40,8 @@ def _subject(batch: ImportBatch) -> audit.Subject:
     return audit.Subject("intake_batch", str(batch.pk))
 
 
-def _actor(actor: Any) -> Any:
-    return audit.Actor.system(actor) if isinstance(actor, str) else actor
-
-
 def _name(actor: Any) -> str:
-    return actor if isinstance(actor, str) else audit.actor_of(actor).username
+    return audit.actor_of(actor).username
 
 
 def _safe_name(name: str) -> str:
@@ -120,7 +117,7 @@ def receive_file(
             batch.save(update_fields=["state", "message"])
             target.unlink()
         audit.record(
-            audit.Event.CREATE, _actor(actor), _subject(batch), function=IMPORT,
+            audit.Event.CREATE, actor, _subject(batch), function=IMPORT,
             fiscal_year=fiscal_year, size=size, duplicate=done is not None,
         )  # fmt: skip
     return batch
@@ -142,13 +139,13 @@ def stage_batch(
 ) -> ImportBatch:
     """Read, check and match the batch's file (the 確認 step). A file that cannot be read
     leaves the batch refused with the reason, and no staged rows."""
-    batch = _batch(batch_id)
+    batch = batch_of(batch_id)
     if batch.state not in (BatchState.UPLOADED, BatchState.STAGED, BatchState.REFUSED):
         raise IntakeError(f"この取込は確認できません（状態: {batch.get_state_display()}）")
 
     def recorded(staged: ImportBatch) -> None:  # inside the staging's transaction
         audit.record(
-            audit.Event.IMPORT, _actor(actor), _subject(staged), Purpose.RESULT_ENTRY,
+            audit.Event.IMPORT, actor, _subject(staged), Purpose.RESULT_ENTRY,
             function=IMPORT, step="stage", **staged.counts,
         )  # fmt: skip
 
@@ -162,14 +159,14 @@ def stage_batch(
             batch.counts = {}
             batch.save(update_fields=["state", "message", "counts"])
             audit.record(
-                audit.Event.IMPORT, _actor(actor), _subject(batch), function=IMPORT,
+                audit.Event.IMPORT, actor, _subject(batch), function=IMPORT,
                 result=audit.Result.FAILURE, step="stage",
             )  # fmt: skip
         return batch
     return batch
 
 
-def _batch(batch_id: int) -> ImportBatch:
+def batch_of(batch_id: int) -> ImportBatch:
     try:
         return ImportBatch.objects.get(pk=batch_id, municipality_code=settings.MUNICIPALITY_CODE)
     except ImportBatch.DoesNotExist:
@@ -190,7 +187,7 @@ def approve(actor: Any, batch_id: int) -> ImportBatch:
             )
         batch.approved_by, batch.approved_at = _name(actor), clock.now()
         batch.save(update_fields=["approved_by", "approved_at"])
-        audit.record(audit.Event.UPDATE, _actor(actor), _subject(batch), function=COMMIT,
+        audit.record(audit.Event.UPDATE, actor, _subject(batch), function=COMMIT,
                      step="approve")  # fmt: skip
     return batch
 
@@ -202,13 +199,13 @@ def commit_batch(
 
     def recorded(batch: ImportBatch, counts: pipeline.CommitCounts) -> None:
         audit.record(
-            audit.Event.IMPORT, _actor(actor), _subject(batch), Purpose.RESULT_ENTRY,
+            audit.Event.IMPORT, actor, _subject(batch), Purpose.RESULT_ENTRY,
             function=COMMIT, step="commit", mode=mode, written=counts.written,
             revised=counts.revised,
         )  # fmt: skip
 
     counts = pipeline.commit(batch_id, actor, mode, progress, on_committed=recorded)
-    file_path(_batch(batch_id)).unlink(missing_ok=True)
+    file_path(batch_of(batch_id)).unlink(missing_ok=True)
     return counts
 
 
@@ -223,7 +220,7 @@ def discard(actor: Any, batch_id: int) -> ImportBatch:
         StagedRow.objects.filter(batch=batch).delete()
         batch.state = BatchState.DISCARDED
         batch.save(update_fields=["state"])
-        audit.record(audit.Event.DELETE, _actor(actor), _subject(batch), function=IMPORT)
+        audit.record(audit.Event.DELETE, actor, _subject(batch), function=IMPORT)
     file_path(batch).unlink(missing_ok=True)
     return batch
 
@@ -271,7 +268,7 @@ def resolve_row(
         batch.approved_by, batch.approved_at = "", None
         batch.save(update_fields=["counts", "approved_by", "approved_at"])
         audit.record(
-            audit.Event.UPDATE, _actor(actor), atena_no or _subject(batch), purpose,
+            audit.Event.UPDATE, actor, atena_no or _subject(batch), purpose,
             function=RESOLVE, batch=batch.pk, row=row.row_no, accepted=atena_no is not None,
         )  # fmt: skip
     return row
@@ -292,8 +289,6 @@ def _accepted(row: StagedRow, batch: ImportBatch, atena_no: str) -> tuple[str, s
     refused = rules.eligibility_reasons(checked, person)
     if refused:
         raise IntakeError(refused[0].message + "。「取り込まない」を選んでください")
-    from kenshin.screening import services as screening
-
     key = (atena_no, checked.method.code, checked.exam_date, checked.hpv_follow_up)
     on_record = {
         (e.atena_no, e.method, e.exam_date, e.hpv_follow_up)
@@ -320,8 +315,6 @@ def save_profile(
     values: dict[str, dict[str, str]] | None = None,
 ) -> ColumnProfile:  # fmt: skip
     """Create or replace a named column profile (their header → our column key)."""
-    from kenshin.intake.layout import BY_KEY
-
     name = name.strip()
     if not name or len(name) > 60:
         raise IntakeError("対応表の名前は 1〜60 文字です")
@@ -350,7 +343,7 @@ def save_profile(
                       "values": values, "updated_by": _name(actor),
                       "updated_at": clock.now()},
         )  # fmt: skip
-        audit.record(audit.Event.UPDATE, _actor(actor), audit.Subject("intake_profile", name),
+        audit.record(audit.Event.UPDATE, actor, audit.Subject("intake_profile", name),
                      function=PROFILES)  # fmt: skip
     return profile
 

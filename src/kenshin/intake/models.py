@@ -92,10 +92,13 @@ class ImportBatch(models.Model):
 class StagedRow(models.Model):
     """One row of a batch after checking and matching, waiting for the commit.
 
-    ``fact``: the row's values as the exam will be written (codes, ISO dates), for new and
-    updated rows. ``raw``: the row as the file had it — kept for rows that need a person
-    (errors, quarantine, flags) and for the error file. ``problems``: [{column, value,
-    message}] in Japanese. ``candidates``: 宛名番号 staff may choose from in quarantine.
+    New and updated rows carry the exam in the exam table's own columns (below), which the
+    commit copies with one INSERT … SELECT. ``fact``: for an updated row, the values the
+    correction writes (``diff`` says which, against what); for a quarantined row, the row's
+    cells ({"cells": …}) to check again for the person staff choose. ``raw``: the row as the
+    file had it — kept for rows that need a person (errors, quarantine, flags) and for the
+    error file. ``problems``: [{column, value, message}] in Japanese. ``candidates``: 宛名番号
+    staff may choose from in quarantine.
     """
 
     batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="rows")

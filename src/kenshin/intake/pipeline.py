@@ -16,6 +16,7 @@ for the duplicate-in-file check.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,10 +26,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from kenshin.core import clock
+from kenshin.core import audit, clock
 from kenshin.core.bulk import bulk_insert
 from kenshin.intake import rules
-from kenshin.intake.layout import RESULT_KEYS, SourceRow
+from kenshin.intake.layout import RESULT_KEYS
 from kenshin.intake.models import BatchState, CommitMode, ImportBatch, RowStatus, StagedRow
 from kenshin.intake.readers import FileRefused, Profile, Source, open_file
 from kenshin.programs import services as programs
@@ -129,9 +130,10 @@ class _Seen:
     vouchers: dict[tuple[str, str], tuple[str, str, int]] = field(default_factory=dict)
 
 
-def _people(atena_nos: set[str]) -> dict[str, Any]:
-    """The register's identities (the same fields as rules.PersonInfo, read as they come)."""
-    return residents.identities_of(atena_nos)
+def _reports_seiken(fact: dict[str, Any]) -> bool:
+    """The row brings a 精検 report: a result or a day (the other 精検 columns alone are not)."""
+    report = fact["seiken"]
+    return bool(report and (report.get("result") or report.get("exam_date")))
 
 
 def exam_values(fact: dict[str, Any]) -> tuple[Any, ...]:
@@ -148,7 +150,7 @@ def exam_values(fact: dict[str, Any]) -> tuple[Any, ...]:
         fact["coupon_no"], fact["place"], fact["age_at_exam"], fact["fy_end_age"],
         fact["complication"], fact["billing_category"],
         date.fromisoformat(month) if month else None,
-        report if report and (report.get("result") or report.get("exam_date")) else None,
+        report if _reports_seiken(fact) else None,
     )  # fmt: skip
 
 
@@ -169,7 +171,7 @@ def _stage_chunk(
             if not screening.voucher_is_well_formed(r.voucher_no):
                 rules.refuse_mistyped_voucher(r)
     wanted = {r.atena_no for r in chunk if r.atena_no} | {v.atena_no for v in vouchers.values()}
-    people = _people(wanted)
+    people = residents.identities_of(wanted)  # fields as rules.PersonInfo
     matches = {
         id(r): rules.match_row(
             r,
@@ -240,9 +242,7 @@ def _decide(
     reasons = _voucher_reasons(row, atena, key, uses, seen)
     if reasons:
         return RowStatus.QUARANTINED, "", None, None, None, reasons
-    if row.seiken and not screening.would_need_seiken(
-        row.method.code, row.results, follow_up=row.hpv_follow_up
-    ):
+    if row.seiken and not _needs_seiken(row):
         problem = rules.Problem("seiken_result", row.source.cells.get("seiken_result", ""),
                                 "要精検でない受診に精密検査の記録があります")  # fmt: skip
         return RowStatus.ERROR, "", None, None, None, [problem]
@@ -265,7 +265,7 @@ def _decide(
                                 f"この受診は別の医療機関（{on_record.values['institution_code']}）"
                                 "の記録として登録済みです")  # fmt: skip
         return RowStatus.QUARANTINED, "", None, None, None, [problem]
-    if fact["seiken"] and (fact["seiken"].get("result") or fact["seiken"].get("exam_date")):
+    if _reports_seiken(fact):
         # The file brings a 精検 result for an exam already on record: the case is kept on
         # the ledger, where each report is recorded with its source; not guessed here.
         problem = rules.Problem("seiken_result", row.source.cells.get("seiken_result", ""),
@@ -275,13 +275,18 @@ def _decide(
     diff = rules.diff_of(fact, on_record.values)
     if not diff:
         return RowStatus.UNCHANGED, atena, on_record.exam_id, None, None, []
-    if on_record.has_case and not screening.would_need_seiken(
-        row.method.code, row.results, follow_up=row.hpv_follow_up
-    ):
+    if on_record.has_case and not _needs_seiken(row):
         problem = rules.Problem("", "", "精密検査を追跡中の受診を要精検でなくする訂正です。"
                                         "受診台帳から訂正してください")  # fmt: skip
         return RowStatus.ERROR, "", None, None, None, [problem]
     return RowStatus.UPDATED, atena, on_record.exam_id, fact, diff, []
+
+
+def _needs_seiken(row: rules.CheckedRow) -> bool:
+    """要精検 by the rule every recorded exam goes through (screening.exam_outcome)."""
+    assert row.method is not None and row.exam_date is not None  # nosec B101 - checked rows
+    return screening.exam_outcome(row.method.code, row.exam_date, row.results,
+                                  follow_up=row.hpv_follow_up)[0]  # fmt: skip
 
 
 def _voucher_reasons(
@@ -360,8 +365,6 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
 
 def _jsonable(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
     """JSON columns as text for the bulk writer (COPY and executemany take no dicts)."""
-    import json
-
     json_at = [i for i, name in enumerate(_ALL_FIELDS) if name in _JSON_FIELDS]
     for row in rows:
         values = list(row)
@@ -434,7 +437,7 @@ def commit(
     ``mode`` ALL refuses while any row is in error or waits in quarantine; VALID_ONLY commits
     the rest and leaves those rows for the error file.
     """
-    by = actor if isinstance(actor, str) else _name(actor)
+    by = audit.actor_of(actor).username
     counts = CommitCounts()
     with transaction.atomic():
         batch = ImportBatch.objects.select_for_update().get(
@@ -519,10 +522,4 @@ def commit(
     return counts
 
 
-def _name(actor: Any) -> str:
-    from kenshin.core import audit
-
-    return audit.actor_of(actor).username
-
-
-__all__ = ["CHUNK", "IntakeError", "SourceRow", "build_context", "commit", "stage"]
+__all__ = ["CHUNK", "IntakeError", "build_context", "commit", "stage"]

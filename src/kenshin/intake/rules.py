@@ -21,12 +21,12 @@ from datetime import date
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from kenshin.core.csvfile import FORMULA_START  # the same starts the exports escape
 from kenshin.core.fiscal import age_on, fiscal_year_of, fy_end_age
 from kenshin.core.text import kana_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
 from kenshin.intake.layout import BY_KEY, FREE_TEXT, RESULT_KEYS, SourceRow
 
-FORMULA_START = ("=", "+", "-", "@")
 SEIKEN_KEYS = ("seiken_date", "seiken_institution", "seiken_method", "seiken_result")
 _DIGITS = re.compile(r"^[0-9]+$")
 _MONTH = re.compile(r"^(\d{4})[-/.年]?(\d{1,2})月?$")
@@ -486,8 +486,7 @@ def eligibility_reasons(row: CheckedRow, person: PersonInfo) -> list[Problem]:
             )
             message = f"年度末年齢 {age} 歳は{rule.name}の対象年齢（{band}）の外です"
             out.append(Problem("method", rule.name, message))
-    status = getattr(person, "status", "resident")
-    since = getattr(person, "status_since", None)
+    status, since = person.status, person.status_since
     if (
         row.exam_date is not None
         and status in _LEFT
@@ -535,15 +534,13 @@ def fact_of(row: CheckedRow, atena_no: str, birth: date) -> dict[str, Any]:
     }
 
 
-# What an update may change, compared field by field with the exam on record.
-COMPARED = ("setting", "institution_code", "results", "smoking_index", "voucher_no", "coupon_no",
-            "place", "complication", "billing_category", "billing_month")  # fmt: skip
-
-
 def diff_of(fact: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """{field: [on record, in the file]} for the fields that differ (empty: unchanged)."""
+    """{field: [on record, in the file]} for the fields that differ (empty: unchanged).
+
+    The fields are those screening reports for an exam on record (``StoredExam.values``):
+    exactly what a correction may change (``screening.revise_exams``)."""
     return {
-        name: [stored.get(name), fact.get(name)]
-        for name in COMPARED
-        if (stored.get(name) or None) != (fact.get(name) or None)
+        name: [value, fact.get(name)]
+        for name, value in stored.items()
+        if (value or None) != (fact.get(name) or None)
     }

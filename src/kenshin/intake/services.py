@@ -14,7 +14,8 @@ from django.core.paginator import Page, Paginator
 
 from kenshin.core import audit, jobs
 from kenshin.core.purposes import Purpose
-from kenshin.intake import actions
+from kenshin.core.wareki import parse_date
+from kenshin.intake import actions, fhir, rules
 from kenshin.intake.error_file import error_count, error_file
 from kenshin.intake.jobs import COMMIT_JOB, STAGE, stage_summary
 from kenshin.intake.layout import BY_KEY
@@ -29,9 +30,11 @@ from kenshin.intake.models import (
 from kenshin.intake.permissions import RESOLVE
 from kenshin.intake.pipeline import needs_approval
 from kenshin.residents import services as residents
+from kenshin.screening import services as screening
 
 IntakeError = actions.IntakeError
 receive_file = actions.receive_file
+batch_of = actions.batch_of
 approve = actions.approve
 discard = actions.discard
 resolve_row = actions.resolve_row
@@ -64,13 +67,6 @@ __all__ = [
     "start_commit",
     "start_stage",
 ]
-
-
-def batch_of(batch_id: int) -> ImportBatch:
-    try:
-        return ImportBatch.objects.get(pk=batch_id, municipality_code=settings.MUNICIPALITY_CODE)
-    except ImportBatch.DoesNotExist:
-        raise IntakeError("この取込はありません") from None
 
 
 def recent_batches(limit: int = 30) -> list[ImportBatch]:
@@ -214,8 +210,6 @@ def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENT
     shown = ("voucher_no", "atena_no", "name_kana", "birth_date", "sex", "exam_date",
              "institution_code", "method")  # fmt: skip
     cells = [(BY_KEY[k].header, cells_by_key.get(k, "")) for k in shown]
-    from kenshin.core.wareki import parse_date
-
     wanted = list(row.candidates or [])
     found_by_search: set[str] = set()
     if not wanted:
@@ -224,13 +218,15 @@ def quarantined_row(request: Any, row_id: int, purpose: str = Purpose.RESULT_ENT
     people = residents.names_of(wanted)
     out = []
 
-    def same_birth(value: Any) -> bool:
-        try:
-            return parse_date(cells_by_key.get("birth_date", "")) == value
-        except ValueError:
-            return False
+    try:
+        birth_given: Any = parse_date(cells_by_key.get("birth_date", ""))
+    except ValueError:
+        birth_given = None
 
-    sex_given = {"1": 1, "2": 2, "男": 1, "女": 2}.get(cells_by_key.get("sex", ""))
+    def same_birth(value: Any) -> bool:
+        return birth_given == value
+
+    sex_given = rules.SEX.get(cells_by_key.get("sex", ""))
     for atena_no in wanted:
         p = people.get(atena_no)
         if p is None:
@@ -273,8 +269,6 @@ def preview_page(request: Any, batch: ImportBatch, status: str, page: int) -> Pa
 def _search_candidates(request: Any, cells: dict[str, str], purpose: str) -> set[str]:
     """For a row with no hard key: people of the same birth date whose kana starts with the
     row's family name — candidates for a person to judge, never a match (IMP-05)."""
-    from kenshin.core.wareki import parse_date
-
     family = (cells.get("name_kana", "").replace(" ", "\u3000").split("\u3000") or [""])[0]
     try:
         birth = parse_date(cells.get("birth_date", ""))
@@ -311,9 +305,6 @@ def fhir_export(
 ) -> FhirExport:  # fmt: skip
     """A person's exams as national 自治体検診 FHIR Bundles (docs/formats/fhir.md); exams whose
     results the national format has no code for are listed, not guessed. Recorded as an export."""
-    from kenshin.intake import fhir
-    from kenshin.screening import services as screening
-
     person = residents.names_of([atena_no]).get(atena_no)
     if person is None:
         raise IntakeError("この宛名番号の住民記録がありません")

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from kenshin.core import audit, clock
-from kenshin.core.bulk import whole_table_scan
+from kenshin.core.bulk import in_list, whole_table_scan
 from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
 from kenshin.linkage import services as linkage
@@ -583,10 +583,6 @@ def identities_of(atena_nos: Iterable[str]) -> dict[str, Identity]:
     """Current birth date, sex and kana of many people — one query per 20,000, the list as one
     parameter (core.bulk.in_list): the result intake asks this for every 10,000 rows of a file.
     """
-    from django.db import connection
-
-    from kenshin.core.bulk import in_list
-
     wanted = sorted({a for a in atena_nos if a})
     table = ResidentVersion._meta.db_table
     out: dict[str, Identity] = {}

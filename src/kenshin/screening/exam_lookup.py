@@ -26,6 +26,8 @@ from kenshin.core.bulk import in_list
 from kenshin.core.purposes import Purpose
 from kenshin.programs import services as programs
 from kenshin.screening import rules
+from kenshin.screening.exam_actions import case_subject, rederive_case
+from kenshin.screening.exam_history import person_index_hint
 from kenshin.screening.models import Exam, FollowUpCase, Voucher
 from kenshin.screening.permissions import ENTER_RESULT
 
@@ -109,16 +111,6 @@ def _index_hint(name: str) -> str:
     return f" INDEXED BY {name}" if connection.vendor == "sqlite" else ""
 
 
-def _person_index() -> str:
-    """SQLite's planner, without statistics, reaches a person's exams through the (団体, 年度)
-    index — every exam of the year per query; it is told to use the person's index."""
-    if connection.vendor != "sqlite":
-        return ""
-    name = next(i.name for i in Exam._meta.indexes if i.fields[:2] == ["municipality_code",
-                                                                      "atena_no"])  # fmt: skip
-    return f" INDEXED BY {name}"
-
-
 def exams_on_record(atena_nos: Iterable[str], fiscal_year: int) -> list[StoredExam]:
     """Every exam of the fiscal year of these people, with whether a 精検 case hangs on it."""
     mc = settings.MUNICIPALITY_CODE
@@ -137,7 +129,7 @@ def exams_on_record(atena_nos: Iterable[str], fiscal_year: int) -> list[StoredEx
         for pk, atena, method, day, follow_up, has_case, *values in _rows(
             f"SELECT e.id, e.atena_no, e.method, CAST(e.exam_date AS TEXT), e.hpv_follow_up, "  # noqa: S608  # nosec B608 - names from _meta
             f"EXISTS (SELECT 1 FROM {case} c WHERE c.exam_id = e.id), {columns} "
-            f"FROM {exam} e{_person_index()} "
+            f"FROM {exam} e{person_index_hint()} "
             f"WHERE e.municipality_code = %s AND {clause} AND e.fiscal_year = %s",
             [mc, *params, fiscal_year],
         ):
@@ -176,11 +168,6 @@ def voucher_uses(numbers: Iterable[str]) -> list[VoucherUse]:
     return out
 
 
-def would_need_seiken(method: str, results: Mapping[str, str], *, follow_up: bool) -> bool:
-    """要精検 as the exam would be recorded with these (checked) results."""
-    return programs.needs_seiken(method, results, follow_up=follow_up)
-
-
 class RevisionRefused(ValueError):
     """A correction that must be made on the ledger by a person (the message says why)."""
 
@@ -213,7 +200,7 @@ def revise_exams(
         return 0
     mc = settings.MUNICIPALITY_CODE
     now = clock.now()
-    by = audit.actor_of(actor).username if not isinstance(actor, str) else actor
+    by = audit.actor_of(actor).username
     with transaction.atomic():
         exams = Exam.objects.select_for_update().in_bulk([pk for pk, _ in revisions])
         cases = set(
@@ -258,7 +245,7 @@ def revise_exams(
                     updated_by=by, updated_at=now,
                 )  # fmt: skip
             audit.record(
-                audit.Event.UPDATE, audit.Actor.system(actor) if isinstance(actor, str) else actor,
+                audit.Event.UPDATE, actor,
                 exam.atena_no, Purpose.RESULT_ENTRY, function=ENTER_RESULT, exam_id=exam.pk,
                 fields=sorted(changes), source=source[:100],
             )  # fmt: skip
@@ -268,8 +255,6 @@ def revise_exams(
 def _revise_case(actor: Any, exam: Exam, by: str, now: Any) -> None:
     """The corrected result is the case's 一次検診の判定 from now on, and the case's status is
     derived again from it (an HPV test counts as the 精検 only after cytology ASC-US …)."""
-    from kenshin.screening.exam_actions import case_subject, rederive_case
-
     case = FollowUpCase.objects.select_for_update().get(exam=exam)
     primary = rules.decisive_value(exam.method, exam.results or {})
     if primary == case.primary_result:
@@ -281,7 +266,7 @@ def _revise_case(actor: Any, exam: Exam, by: str, now: Any) -> None:
     case.updated_by, case.updated_at = by, now
     case.save()
     audit.record(
-        audit.Event.UPDATE, audit.Actor.system(actor) if isinstance(actor, str) else actor,
+        audit.Event.UPDATE, actor,
         case_subject(case), Purpose.RESULT_ENTRY, function=ENTER_RESULT, exam_id=exam.pk,
         fields=["primary_result"], version=case.version,
     )  # fmt: skip

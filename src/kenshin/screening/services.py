@@ -30,7 +30,6 @@ from kenshin.screening.exam_lookup import (
     voucher_uses,
     vouchers_by_number,
     vouchers_for,
-    would_need_seiken,
 )
 from kenshin.screening.models import RosterEntry, Voucher
 from kenshin.screening.vouchers import is_well_formed as voucher_is_well_formed
@@ -62,7 +61,6 @@ __all__ = [
     "voucher_uses",
     "vouchers_by_number",
     "vouchers_for",
-    "would_need_seiken",
 ]
 
 

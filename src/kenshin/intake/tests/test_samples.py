@@ -42,5 +42,9 @@ def test_profile_sample_maps_only_known_keys():
 
 @pytest.mark.parametrize("name", ["kenshin-results.csv", "kenshin-results.xlsx"])
 def test_samples_have_every_required_header(name):
-    _, rows = _rows(name)
+    from kenshin.intake.layout import BY_HEADER, REQUIRED_HEADERS
+
+    source, rows = _rows(name)
+    assert {BY_HEADER[h].key for h in REQUIRED_HEADERS} <= set(source.columns)
+    assert source.header[: len(BY_HEADER)] == list(BY_HEADER)  # every column, in order
     assert len(rows) == 5 and all(r.row_no >= 2 for r in rows)
