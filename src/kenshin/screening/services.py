@@ -106,6 +106,8 @@ from kenshin.screening.lists import (
     roster_page,
 )
 from kenshin.screening.lists import last_build as _last_build
+from kenshin.screening.lists import refresh_counts as _refresh_counts
+from kenshin.screening.lists import stored_counts as _stored_counts
 from kenshin.screening.models import ExclusionReason
 from kenshin.screening.permissions import EXPORT_ROSTER, VIEW_ROSTER
 
@@ -141,6 +143,34 @@ def last_build(fiscal_year: int) -> BuildInfo | None:
         return None
     return BuildInfo(b.pk, b.fiscal_year, b.as_of, b.catalogue_version, b.started_at,
                      b.finished_at, b.started_by, dict(b.counts or {}))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Recount:
+    cells: int
+    changed: int  # cells whose stored counts were not what the roster says
+
+
+def recount(fiscal_year: int, actor: Any) -> Recount:
+    """Count the stored 対象者数 table again from the roster, every cell of the year.
+
+    Why a command for it: staff changes keep the table exact cell by cell (adjust_count) and a
+    rebuild recounts the methods it changed; this is the remedy should the table ever drift
+    from the roster (a restore of one table, a change made outside Kenshin).
+    """
+
+    def cells(counts: Any) -> dict[tuple[Any, ...], tuple[int, int, int]]:
+        return {(c.method, c.sex, c.band): (c.population, c.eligible, c.excluded) for c in counts}
+
+    with transaction.atomic():
+        before = cells(_stored_counts(fiscal_year))
+        rows = _refresh_counts(fiscal_year)
+        after = cells(rows)
+        changed = sum(1 for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        subject = audit.Subject("roster_count", str(fiscal_year))
+        audit.record(audit.Event.UPDATE, actor, subject, function="screening.build_roster",
+                     cells=len(rows), changed=changed)  # fmt: skip
+    return Recount(len(rows), changed)
 
 
 def roster_fiscal_years() -> list[int]:

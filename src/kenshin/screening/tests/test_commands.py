@@ -137,3 +137,20 @@ def test_explain_agrees_with_the_stored_roster_for_everyone(town):
         for x in services.explain(FY, person.atena_no):
             if x.entry is not None:
                 assert x.agrees, (person.atena_no, x.method)
+
+
+def test_recount_heals_a_count_table_that_drifted_and_says_how_many_cells(town):
+    from kenshin.screening.models import RosterCount
+
+    with clock.frozen(date(2025, 4, 10)):
+        run("build", "--fy", "2025")
+        cell = RosterCount.objects.filter(fiscal_year=FY, eligible__gt=0).first()
+        right = cell.eligible
+        RosterCount.objects.filter(pk=cell.pk).update(eligible=right + 5)  # drift
+        out, _err = run("recount", "--fy", "2025")
+        assert "数が違っていた区分 1）" in out
+        healed = RosterCount.objects.get(fiscal_year=FY, method=cell.method, sex=cell.sex,
+                                         band=cell.band)  # fmt: skip
+        assert healed.eligible == right
+        out, _err = run("recount", "--fy", "2025")
+        assert "数が違っていた区分 0）" in out

@@ -1,8 +1,10 @@
-"""`kenshin roster build|explain` — thin shells over screening.services.
+"""`kenshin roster build|recount|explain` — thin shells over screening.services.
 
 build   --fy YEAR [--as-of DATE]   build (or rebuild, or top up) the year's roster, with a
                                    progress line on stderr and a summary at the end
 build   --today                    the daily top-up: base date today, in today's fiscal year
+recount --fy YEAR                  count the stored 対象者数 table again from the roster (the
+                                   remedy should it ever drift), and say how many cells differed
 explain --fy YEAR --atena-no N     each programme's decision for one person and the rule that
                                    made it (recorded in the audit log with its purpose)
 
@@ -61,6 +63,11 @@ class Command(BaseCommand):
             help="基準日を今日にします（毎日の追加抽出用。--fy を省くと今日の年度）",
         )
         build.add_argument("--actor", default="cli", help="実行者として記録する名前")
+        recount = sub.add_parser(
+            "recount", help="対象者数の表を名簿から数え直します（表がずれたときの手当て）"
+        )
+        recount.add_argument("--fy", type=int, help="年度（西暦）")
+        recount.add_argument("--actor", default="cli", help="実行者として記録する名前")
         explain = sub.add_parser(
             "explain", help="ある方の各検診の判定と、その根拠の規則を表示します"
         )
@@ -90,6 +97,12 @@ class Command(BaseCommand):
             )
         if options["action"] == "build":
             self._build(options)
+        elif options["action"] == "recount":
+            result = services.recount(options["fy"], audit.Actor.system(options["actor"]))
+            self.stdout.write(
+                f"{options['fy']}年度の対象者数を数え直しました（{result.cells:,} 区分、"
+                f"数が違っていた区分 {result.changed:,}）。"
+            )
         else:
             self._explain(options)
 
