@@ -8,6 +8,7 @@ expected, and the error file to download. Long steps run as jobs with a progress
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -117,43 +118,42 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
     return render(request, "intake/batch.html", context)
 
 
+def _act_on_batch(request: HttpRequest, batch_id: int, act: Any, done: str) -> HttpResponse:
+    """Run one step on a batch; its refusal (Japanese) or ``done`` as the page's message."""
+    b = _batch_or_404(batch_id)
+    try:
+        act(b)
+    except services.IntakeError as exc:
+        messages.error(request, str(exc))
+    else:
+        if done:
+            messages.success(request, done)
+    return redirect("intake:batch", b.pk)
+
+
 @requires(COMMIT)
 @require_POST
 def commit(request: HttpRequest, batch_id: int) -> HttpResponse:
-    b = _batch_or_404(batch_id)
     form = CommitForm(request.POST)
     if not form.is_valid():
         messages.error(request, "確定の方法を選んでください")
-        return redirect("intake:batch", b.pk)
-    try:
-        services.start_commit(b, request, form.cleaned_data["mode"])
-    except services.IntakeError as exc:
-        messages.error(request, str(exc))
-    return redirect("intake:batch", b.pk)
+        return redirect("intake:batch", _batch_or_404(batch_id).pk)
+    mode = form.cleaned_data["mode"]
+    return _act_on_batch(request, batch_id, lambda b: services.start_commit(b, request, mode), "")
 
 
 @requires(COMMIT)
 @require_POST
 def approve(request: HttpRequest, batch_id: int) -> HttpResponse:
-    b = _batch_or_404(batch_id)
-    try:
-        services.approve(request, b.pk)
-        messages.success(request, "承認しました。確定できます。")
-    except services.IntakeError as exc:
-        messages.error(request, str(exc))
-    return redirect("intake:batch", b.pk)
+    return _act_on_batch(request, batch_id, lambda b: services.approve(request, b.pk),
+                         "承認しました。確定できます。")  # fmt: skip
 
 
 @requires(IMPORT)
 @require_POST
 def discard(request: HttpRequest, batch_id: int) -> HttpResponse:
-    b = _batch_or_404(batch_id)
-    try:
-        services.discard(request, b.pk)
-        messages.success(request, "取込を取り消しました。")
-    except services.IntakeError as exc:
-        messages.error(request, str(exc))
-    return redirect("intake:batch", b.pk)
+    return _act_on_batch(request, batch_id, lambda b: services.discard(request, b.pk),
+                         "取込を取り消しました。")  # fmt: skip
 
 
 @requires(IMPORT)
