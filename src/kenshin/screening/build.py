@@ -12,10 +12,12 @@ Steps, in one transaction (a failure leaves the previous roster as it was):
    last FY's 課税区分 and this FY's 保険区分 — from residents' set-based reads.
 2. ``kb_hist``: past exams per person (fiscal years before this one), one column per programme
    and per five-yearly method; ``kb_smoke``: the latest 喫煙指数 up to the base date.
-3. per rostered method, one INSERT … SELECT … ON CONFLICT DO UPDATE: rows for the method's
-   population (the reason is not one of the population-defining refusals), keeping staff
-   overrides and coupon numbers; rows of people who have left the population are kept and
-   marked not eligible with the reason (moved out, died, …).
+3. per rostered method, one INSERT … SELECT (… ON CONFLICT DO UPDATE on a rebuild): rows for
+   the method's population (the reason is not one of the population-defining refusals),
+   keeping staff overrides and coupon numbers; rows of people who have left the population
+   are kept and marked not eligible with the reason (moved out, died, …). A first build on
+   PostgreSQL writes into a new partition of the year and keys it afterwards
+   (_new_partition, _attach); a first build counts its rows for the 対象者数 table as it goes.
 4. coupon numbers for new members of a coupon cohort, in 宛名番号 order.
 """
 
@@ -244,7 +246,8 @@ def _person_table(
     Why keyed this way: SQLite stores it as a WITHOUT ROWID table in 宛名番号 order, so a
     join on 宛名番号 is one B-tree descent and a scan needs no sort (the same joins over
     ordinary temp tables with an index took 3–4× longer: 8–10 s against 2.8 s at a million
-    residents). PostgreSQL takes CREATE TABLE AS, an index and fresh statistics.
+    residents). PostgreSQL takes CREATE TABLE AS and fresh statistics, and joins by hashing
+    (an index on each temp table cost 1.2 s in all and was not used).
     """
     cols = ", ".join(columns)
     if connection.vendor == "sqlite":
@@ -252,11 +255,26 @@ def _person_table(
         cursor.execute(f"INSERT INTO {name} (atena_no, {cols}) {select}", params)
     else:
         cursor.execute(f"CREATE TEMP TABLE {name} (atena_no, {cols}) AS {select}", params)
-        cursor.execute(f"CREATE UNIQUE INDEX {name}_atena ON {name} (atena_no)")
         cursor.execute(f"ANALYZE {name}")
 
 
 _PARTS = ("kb_reg", "kb_moved", "kb_cat", "kb_cat_prev", "kb_hist", "kb_excl")
+
+
+def _source(
+    cursor: Any, name: str, columns: list[str], select: str, params: list[Any]
+) -> tuple[str, list[Any]]:
+    """One source of kb_person, as what its join reads: on SQLite a keyed temp table made now
+    (see _person_table), on PostgreSQL the SELECT itself, hashed in the join.
+
+    Why they differ: SQLite joins by descending a B-tree per row, and keyed tables in 宛名番号
+    order make that cheap; PostgreSQL hashes each source once, and writing a million-row temp
+    table first (then analysing it) only added 0.4–0.6 s per source.
+    """
+    if connection.vendor == "sqlite":
+        _person_table(cursor, name, columns, select, params)
+        return name, []
+    return f"({select})", params
 
 
 def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
@@ -265,7 +283,7 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
     Why one wide table: each method's INSERT then reads a single table in 宛名番号 order with
     no join; joining the history, smoking and 受診不要 tables per method cost a b-tree probe
     per person per join, about half of the whole build at a million residents. Each source
-    is read once into its own keyed table first (see _person_table).
+    is read once (see _source).
     """
     fy = catalogue.fiscal_year
     mc = settings.MUNICIPALITY_CODE
@@ -279,63 +297,69 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
     # text reaches the SQL.
     reg_sql, reg_params = residents.register_on_sql(base)
     reg = f"SELECT atena_no, sex, birth_date, status FROM ({reg_sql}) r"  # noqa: S608  # nosec B608
-    _person_table(cursor, "kb_reg", ["sex", "birth_date", "status"], reg, reg_params)
+    sources = [_source(cursor, "kb_reg", ["sex", "birth_date", "status"], reg, reg_params)]
     mv_sql, mv_params = residents.move_ins_sql(base)
     moved = f"SELECT atena_no, moved_in FROM ({mv_sql}) m"  # noqa: S608  # nosec B608
-    _person_table(cursor, "kb_moved", ["moved_in"], moved, mv_params)
+    sources.append(_source(cursor, "kb_moved", ["moved_in"], moved, mv_params))
     for name, year in (("kb_cat", fy), ("kb_cat_prev", fy - 1)):
         cat_sql, cat_params = residents.categories_sql(year)
-        cat = f"SELECT atena_no, tax_category, insurance_category FROM ({cat_sql}) c"  # noqa: S608  # nosec B608
-        _person_table(cursor, name, ["tax", "ins"], cat, cat_params)
+        cat = f"SELECT atena_no, tax_category AS tax, insurance_category AS ins FROM ({cat_sql}) c"  # noqa: S608  # nosec B608
+        sources.append(_source(cursor, name, ["tax", "ins"], cat, cat_params))
     programmes, fives = _hist_columns(catalogue)
-    hist_cols = _make_hist(cursor, catalogue, programmes, fives, base)
+    hist_cols, hist, hist_params = _hist_select(catalogue, programmes, fives, base)
+    sources.append(_source(cursor, "kb_hist", hist_cols, hist, hist_params))
     excl = [f"x{i}" for i in programmes.values()]
     per_programme = ", ".join(
-        f"MAX(CASE WHEN programme = {_lit(code)} THEN reason END)" for code in programmes
+        f"MAX(CASE WHEN programme = {_lit(code)} THEN reason END) AS x{i}"
+        for code, i in programmes.items()
     )
     declared = (
         f"SELECT atena_no, {per_programme} FROM {EXCLUSION} "  # noqa: S608  # nosec B608
         "WHERE municipality_code = %s AND fiscal_year = %s GROUP BY atena_no"
     )
-    _person_table(cursor, "kb_excl", excl, declared, [mc, fy])
+    sources.append(_source(cursor, "kb_excl", excl, declared, [mc, fy]))
+    (r, p_reg), (m, p_mv), (c, p_cat), (cp, p_prev), (h, p_hist), (x, p_excl) = sources
     columns = ["sex", "age", "status", "moved_in", "tax", "ins", "tax_prev", *hist_cols, *excl]
     _person_table(
         cursor, "kb_person", columns,
         f"SELECT r.atena_no, r.sex, {_age_sql(fy)}, r.status, m.moved_in, c.tax, c.ins, "  # noqa: S608  # nosec B608 - generated, no user text
-        "cp.tax, " + ", ".join([f"h.{c}" for c in hist_cols] + [f"x.{c}" for c in excl])
-        + " FROM kb_reg r LEFT JOIN kb_moved m ON m.atena_no = r.atena_no "
-        "LEFT JOIN kb_cat c ON c.atena_no = r.atena_no "
-        "LEFT JOIN kb_cat_prev cp ON cp.atena_no = r.atena_no "
-        "LEFT JOIN kb_hist h ON h.atena_no = r.atena_no "
-        "LEFT JOIN kb_excl x ON x.atena_no = r.atena_no "
+        "cp.tax, " + ", ".join([f"h.{col}" for col in hist_cols] + [f"x.{col}" for col in excl])
+        + f" FROM {r} r LEFT JOIN {m} m ON m.atena_no = r.atena_no "
+        f"LEFT JOIN {c} c ON c.atena_no = r.atena_no "
+        f"LEFT JOIN {cp} cp ON cp.atena_no = r.atena_no "
+        f"LEFT JOIN {h} h ON h.atena_no = r.atena_no "
+        f"LEFT JOIN {x} x ON x.atena_no = r.atena_no "
         # 宛名番号 order (PostgreSQL; SQLite's table is keyed by it): each method's insert then
         # walks the roster's key in order.
         + ("ORDER BY r.atena_no" if connection.vendor == "postgresql" else ""),
-        [],
+        [*p_reg, *p_mv, *p_cat, *p_prev, *p_hist, *p_excl],
     )  # fmt: skip
     for name in _PARTS:
-        cursor.execute(f"DROP TABLE {name}")
+        cursor.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _make_hist(
-    cursor: Any,
+def _hist_select(
     catalogue: Catalogue,
     programmes: dict[str, int],
     fives: dict[str, int],
     base: date,
-) -> list[str]:
+) -> tuple[list[str], str, list[Any]]:
     """kb_hist: per person with any exam, what the rules read from the history.
 
     Screened by each programme last FY / ever (FYs before this one), per five-yearly method
     the last FY tested and the 追跡検査 due date, and the latest 喫煙指数 asked up to the base
-    date. One pass over the exams: a separate table per fact cost a join per person each.
-    Returns its fact columns.
+    date. One grouping over three kinds of exam rows: 0, every exam of an earlier FY; 1, per
+    five-yearly method the test that set the latest due date; 2, the latest exam that asked
+    the 喫煙指数. Why so: a separate table per fact cost a join per person each, and numbering
+    every exam row (a window over all of them, twice, carrying the whole wide row) cost more
+    than the grouping itself (SQLite, 377,000 exams: 3.9 → 2.1 s); kinds 1 and 2 number only
+    the few rows that can be picked. Returns its fact columns, the SELECT and its parameters.
     """
     fy = catalogue.fiscal_year
+    mc = settings.MUNICIPALITY_CODE
     cols, names, params = [], [], []
-    before = "fiscal_year < %s"
     # A city's add-on method does not count as screening by its programme (rules.History).
-    counting = f"{before} AND programme = %s"
+    counting = "kind = 0 AND programme = %s"
     if catalogue.not_counting_methods:
         add_ons = ", ".join(_lit(c) for c in sorted(catalogue.not_counting_methods))
         counting += f" AND method NOT IN ({add_ons})"
@@ -345,36 +369,43 @@ def _make_hist(
         )
         cols.append(f"MAX(CASE WHEN {counting} THEN 1 ELSE 0 END) AS p{i}_ever")
         names += [f"p{i}_prev", f"p{i}_ever"]
-        params += [fy, code, fy - 1, fy, code]
+        params += [code, fy - 1, code]
     for code, i in fives.items():
-        cols.append(f"MAX(CASE WHEN {before} AND method = %s THEN fiscal_year END) AS m{i}_last")
-        cols.append(f"MAX(CASE WHEN {before} AND method = %s THEN follow_up_due END) AS m{i}_due")
-        cols.append(f"MAX(CASE WHEN {before} AND method = %s THEN exam_date END) AS m{i}_tested")
-        # The test that set the latest due date (rn_due numbers them by due, then date).
-        cols.append(
-            f"MAX(CASE WHEN {before} AND method = %s AND follow_up_due IS NOT NULL "
-            f"AND rn_due = 1 THEN exam_date END) AS m{i}_from"
-        )
+        cols.append(f"MAX(CASE WHEN kind = 0 AND method = %s THEN fiscal_year END) AS m{i}_last")
+        cols.append(f"MAX(CASE WHEN kind = 0 AND method = %s THEN follow_up_due END) AS m{i}_due")
+        cols.append(f"MAX(CASE WHEN kind = 0 AND method = %s THEN exam_date END) AS m{i}_tested")
+        cols.append(f"MAX(CASE WHEN kind = 1 AND method = %s THEN exam_date END) AS m{i}_from")
         names += [f"m{i}_last", f"m{i}_due", f"m{i}_tested", f"m{i}_from"]
-        params += [fy, code] * 4
-    # The latest 喫煙指数: numbered among each person's exams that asked it by the base date.
-    asked = "smoking_index IS NOT NULL AND exam_date <= %s"
-    cols.append("MAX(CASE WHEN asked = 1 AND rn = 1 THEN smoking_index END)")
+        params += [code] * 4
+    cols.append("MAX(CASE WHEN kind = 2 THEN smoking_index END) AS smoking_index")
     names.append("smoking_index")
-    _person_table(
-        cursor, "kb_hist", names,
+    columns = "atena_no, fiscal_year, programme, method, exam_date, follow_up_due, smoking_index"
+    exams = f"{EXAM} e{whole_table_scan()}"
+    kinds = [
+        f"SELECT {columns}, 0 AS kind FROM {exams} "  # noqa: S608  # nosec B608
+        "WHERE municipality_code = %s AND fiscal_year < %s",
+        # The latest 喫煙指数 asked by the base date (the newest exam, then the newest row).
+        f"SELECT {columns}, 2 FROM (SELECT {columns}, ROW_NUMBER() OVER ("  # noqa: S608  # nosec B608
+        "PARTITION BY atena_no ORDER BY exam_date DESC, id DESC) AS rn "
+        f"FROM {EXAM} WHERE municipality_code = %s AND smoking_index IS NOT NULL "
+        "AND exam_date <= %s) s WHERE rn = 1",
+    ]
+    kind_params: list[Any] = [mc, fy, mc, base]
+    if fives:
+        # The test that set the latest due date: the latest due, then the latest exam.
+        methods_in = ", ".join(_lit(c) for c in fives)
+        kinds.append(
+            f"SELECT {columns}, 1 FROM (SELECT {columns}, ROW_NUMBER() OVER ("  # noqa: S608  # nosec B608
+            "PARTITION BY atena_no, method ORDER BY follow_up_due DESC, exam_date DESC) AS rn "
+            f"FROM {EXAM} WHERE municipality_code = %s AND fiscal_year < %s "
+            f"AND follow_up_due IS NOT NULL AND method IN ({methods_in})) d WHERE rn = 1"
+        )
+        kind_params += [mc, fy]
+    select = (
         f"SELECT atena_no, {', '.join(cols)} FROM ("  # noqa: S608  # nosec B608
-        f"SELECT e.*, CASE WHEN {asked} THEN 1 ELSE 0 END AS asked, ROW_NUMBER() OVER ("
-        f"PARTITION BY atena_no, CASE WHEN {asked} THEN 1 ELSE 0 END "
-        "ORDER BY exam_date DESC, id DESC) AS rn, ROW_NUMBER() OVER ("
-        f"PARTITION BY atena_no, method, CASE WHEN fiscal_year < {int(fy)} "
-        "AND follow_up_due IS NOT NULL THEN 1 ELSE 0 END "
-        "ORDER BY follow_up_due DESC, exam_date DESC) AS rn_due "
-        f"FROM {EXAM} e{whole_table_scan()} WHERE municipality_code = %s "
-        f"AND ({before} OR {asked})) t GROUP BY atena_no",
-        [*params, base, base, settings.MUNICIPALITY_CODE, fy, base],
+        + " UNION ALL ".join(kinds) + ") t GROUP BY atena_no"
     )  # fmt: skip
-    return names
+    return names, select, [*params, *kind_params]
 
 
 _TEMP_TABLES = ("kb_person", "kb_left", "kb_coupon")
@@ -392,9 +423,17 @@ def _no_flatten() -> str:
 
 
 def _upsert_method(
-    cursor: Any, catalogue: Catalogue, method: Method, base: date, build: int, *, fresh: bool
+    cursor: Any,
+    catalogue: Catalogue,
+    method: Method,
+    base: date,
+    build: int,
+    *,
+    fresh: bool,
+    table: str = ROSTER,
 ) -> int:
-    """Write the method's population; ``fresh`` (no rows yet for the FY): a plain INSERT.
+    """Write the method's population; ``fresh`` (no rows yet for the FY): a plain INSERT
+    (into ``table``: the year's new partition on PostgreSQL, see _new_partition).
 
     Why two forms: on PostgreSQL an upsert pays a speculative insertion per row even when
     nothing conflicts; the first build of a year needs none of it.
@@ -413,8 +452,9 @@ def _upsert_method(
             "exemption_early",
         )
     )
-    cursor.execute(
-        f"INSERT INTO {ROSTER} (municipality_code, fiscal_year, programme, method, atena_no, "  # noqa: S608  # nosec B608
+    into = table if fresh else ROSTER
+    insert = (
+        f"INSERT INTO {into} (municipality_code, fiscal_year, programme, method, atena_no, "  # noqa: S608  # nosec B608
         "sex, age, computed_eligible, computed_reason, eligible, reason, override_eligible, "
         "override_note, override_by, override_at, exclusion, exemption, exemption_early, "
         "coupon_no, build_id, changed_build) "
@@ -428,11 +468,57 @@ def _upsert_method(
         f"{exemption_sql(catalogue, method, early=True)} AS exemption_early "
         f"FROM kb_person p WHERE {population_sql(method)}{_no_flatten()}) t "
         # (SQLite needs a WHERE before ON CONFLICT to parse the upsert.)
-        + ("WHERE 1 = 1 " if fresh else f"{_CHANGED_ONLY} {_on_conflict(changed)}"),
-        [mc, fy, method.programme, method.code, build, build]
-        + ([] if fresh else [mc, fy, method.code]),
+        + ("WHERE 1 = 1 " if fresh else f"{_CHANGED_ONLY} {_on_conflict(changed)}")
     )
+    params = [mc, fy, method.programme, method.code, build, build]
+    cursor.execute(insert, params if fresh else [*params, mc, fy, method.code])
     return max(cursor.rowcount, 0)  # rows inserted or updated (unchanged rows are skipped)
+
+
+# What a first build counts for the 対象者数 table, by age (lists.store_counts sums the bands):
+# population, eligible, 受診不要. A first build writes only rows of the population
+# (population_sql), so each of its rows counts in it; lists.refresh_counts states the same counts
+# for any state of the roster, and a test holds the two to each other.
+_FRESH_COUNTS = (
+    "COUNT(*) AS population, SUM(CASE WHEN eligible THEN 1 ELSE 0 END) AS eligible, "
+    "SUM(CASE WHEN exclusion <> '' THEN 1 ELSE 0 END) AS excluded"
+)
+
+
+def _count_method(cursor: Any, catalogue: Catalogue, method: Method) -> list[lists.AgeCount]:
+    """SQLite, first build: count the method's rows just written (still in the page cache).
+
+    Why so: one GROUP BY over the year's rows afterwards sorted all 4.4 million by text
+    (3.3 s at a million residents) and read them back from disk; a method's rows grouped by
+    one integer, sex × 1000 + age, just after they were written take 0.4–0.6 s for the
+    largest (695,000 rows; 1.1 s by (sex, age)).
+    """
+    cursor.execute(
+        f"SELECT sex * 1000 + age AS k, {_FRESH_COUNTS} FROM {ROSTER} "  # noqa: S608  # nosec B608
+        f"WHERE {_ROW_OF_METHOD} GROUP BY k",
+        [settings.MUNICIPALITY_CODE, catalogue.fiscal_year, method.code],
+    )
+    return [
+        lists.AgeCount(method.code, k // 1000, k % 1000, n, e, x)
+        for k, n, e, x in cursor.fetchall()
+    ]
+
+
+def _count_year(cursor: Any, table: str, fiscal_year: int) -> list[lists.AgeCount]:
+    """PostgreSQL, first build: count the year's rows in one hashed GROUP BY (0.7–0.8 s at
+    a million residents; counting through each INSERT's RETURNING cost 0.6 s per method).
+
+    Statistics first: a new partition has none, and on a wrong row estimate the count was
+    planned as a sort (2.7 s).
+    """
+    if table != ROSTER:
+        cursor.execute(f"ANALYZE {table}")
+    cursor.execute(
+        f"SELECT method, sex, age, {_FRESH_COUNTS} FROM {table} "  # noqa: S608  # nosec B608
+        "WHERE municipality_code = %s AND fiscal_year = %s GROUP BY method, sex, age",
+        [settings.MUNICIPALITY_CODE, fiscal_year],
+    )
+    return [lists.AgeCount(*row) for row in cursor.fetchall()]
 
 
 # A rebuild first drops the rows that are stored unchanged (a join over the method's rows),
@@ -584,6 +670,43 @@ def _memory_kept_small():
             cursor.execute(f"PRAGMA mmap_size={mapped}")
 
 
+def _new_partition(cursor: Any, fiscal_year: int) -> str | None:
+    """PostgreSQL, first build: a new table for the year's rows, without its key yet.
+
+    The roster is partitioned by 年度 (migration 0009). Filled first and keyed afterwards in
+    one sort, a year's rows cost a third less to write than inserted into a keyed table one
+    B-tree insertion at a time (:func:`_attach` adds the key and attaches it). None when the
+    year has its partition already (another municipality's rows, or a year emptied since):
+    the build then writes through the partitioned table. All of it is in the build's
+    transaction, so a failed build leaves no partition behind.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    name = f"{ROSTER}_fy{int(fiscal_year)}"
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
+    if cursor.fetchone()[0]:
+        return None
+    cursor.execute(f"CREATE TABLE {name} (LIKE {ROSTER} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    # Lets the attach skip scanning the new rows for their year.
+    cursor.execute(
+        f"ALTER TABLE {name} ADD CONSTRAINT {name}_year CHECK (fiscal_year = {int(fiscal_year)})"
+    )
+    return name
+
+
+def _attach(cursor: Any, name: str, fiscal_year: int) -> None:
+    """Key the filled partition (one sort; memory for it asked for this transaction only)
+    and attach it to the roster, whose key takes the partition's as its own part."""
+    cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    cursor.execute(
+        f"ALTER TABLE {name} ADD CONSTRAINT {name}_pkey "
+        "PRIMARY KEY (fiscal_year, method, atena_no, municipality_code)"  # the roster's (0009)
+    )
+    cursor.execute(
+        f"ALTER TABLE {ROSTER} ATTACH PARTITION {name} FOR VALUES IN ({int(fiscal_year)})"
+    )
+
+
 def lock_year(fiscal_year: int) -> None:
     """PostgreSQL: builds of one municipality's year, and staff changes to its roster, wait
     for each other inside their transactions (SQLite's IMMEDIATE transactions already
@@ -651,30 +774,43 @@ def build_roster(
         with connection.cursor() as cursor:
             report("住民記録と受診歴の準備", 0, total)
             _prepare(cursor, catalogue, base)
+            partition = _new_partition(cursor, fiscal_year) if fresh else None
             touched = []  # methods whose rows this build wrote (their counts change)
+            counted: list[lists.AgeCount] = []  # a first build's counts, by age
             for i, method in enumerate(methods, start=1):
                 report(method.name, i, total)
                 wrote = gone = 0
                 if method.rostered:
-                    wrote = _upsert_method(cursor, catalogue, method, base, build.pk, fresh=fresh)
+                    wrote = _upsert_method(
+                        cursor, catalogue, method, base, build.pk, fresh=fresh,
+                        table=partition or ROSTER,
+                    )  # fmt: skip
+                    if fresh and connection.vendor == "sqlite":
+                        counted += _count_method(cursor, catalogue, method)
                 if not fresh:  # a first build has nobody who left
                     gone = _mark_left(cursor, catalogue, method, base, build.pk)
-                if method.rostered and method.coupon is not None:
-                    _number_coupons(cursor, catalogue, method)
                 written, left = written + wrote, left + gone
                 if wrote or gone:
                     touched.append(method.code)
             report("集計", total - 1, total)
+            if fresh and connection.vendor == "postgresql":
+                counted = _count_year(cursor, partition or ROSTER, fiscal_year)
+            if partition:
+                _attach(cursor, partition, fiscal_year)
+            # Coupon numbers once every row is written (and, on a new partition, keyed).
+            for method in methods:
+                if method.rostered and method.coupon is not None:
+                    _number_coupons(cursor, catalogue, method)
+            # The 対象者数 table is stored: after a first build from the counts made as its
+            # rows were written, after a rebuild recounted (lists.refresh_counts) only for the
+            # methods whose rows changed (a rebuild that changes nothing recounts nothing). The
+            # report's per-method figures come from it; what changed is known from row counts.
+            if fresh:
+                lists.store_counts(fiscal_year, counted)
+            else:
+                lists.refresh_counts(fiscal_year, methods=touched)
             for name in _TEMP_TABLES:
                 cursor.execute(f"DROP TABLE IF EXISTS {name}")
-        # The 対象者数 table is counted here and stored (lists.refresh_counts): all of it after
-        # a first build, after a rebuild only the methods whose rows changed (a rebuild that
-        # changes nothing recounts nothing). The report's per-method figures come from it;
-        # what changed is known from the statements' row counts.
-        if fresh:
-            lists.refresh_counts(fiscal_year)
-        else:
-            lists.refresh_counts(fiscal_year, methods=touched)
         per_method: dict[str, dict[str, int]] = {}
         for cell in sorted(lists.stored_counts(fiscal_year), key=lambda c: c.method):
             entry = per_method.setdefault(cell.method, {"rows": 0, "eligible": 0})

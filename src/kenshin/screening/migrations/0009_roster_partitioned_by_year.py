@@ -1,0 +1,64 @@
+"""PostgreSQL: the roster is a table partitioned by 年度 (LIST), with a DEFAULT partition.
+
+Why: a first build of a year writes 4–5 million rows at a million residents. Into one table
+each row also goes into the key's B-tree, one insertion at a time, which was two thirds of the
+writing (a 695,000-row method: 2.35 s with the key, 0.77 s without it and 0.79 s to build the
+key afterwards). Partitioned, a first build fills a new table of its own year, builds its key in
+one sort and attaches it (screening.build); rebuilds, staff changes and every read go through
+the partitioned table as before. Rows already stored move to the DEFAULT partition.
+
+The key's columns are the same, in the order (年度, 検査方法, 宛名番号, 団体コード): the one
+municipality's code first made every comparison of the key's sort start on an equal text
+(building it for 4.4 million rows: 5.9 s, against 3.4 s in this order). Every lookup still
+fixes the municipality and the year, so the key serves the same queries.
+
+SQLite keeps its WITHOUT ROWID table (0003): there the rows are the key, written once.
+"""
+
+from django.db import migrations
+
+_TABLE = '"screening_rosterentry"'
+_KEY = '"fiscal_year", "method", "atena_no", "municipality_code"'
+
+
+def forward(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    run = schema_editor.execute
+    run(f'ALTER TABLE {_TABLE} RENAME TO "screening_rosterentry__old"')
+    run('ALTER TABLE "screening_rosterentry__old" RENAME CONSTRAINT '
+        '"screening_rosterentry_pkey" TO "screening_rosterentry__old_pkey"')  # fmt: skip
+    run(
+        f'CREATE TABLE {_TABLE} (LIKE "screening_rosterentry__old" INCLUDING DEFAULTS '
+        'INCLUDING CONSTRAINTS) PARTITION BY LIST ("fiscal_year")'
+    )
+    run(f'ALTER TABLE {_TABLE} ADD CONSTRAINT "screening_rosterentry_pkey" PRIMARY KEY ({_KEY})')
+    run(f'CREATE TABLE "screening_rosterentry_default" PARTITION OF {_TABLE} DEFAULT')
+    run(f'INSERT INTO {_TABLE} SELECT * FROM "screening_rosterentry__old"')  # noqa: S608
+    run('DROP TABLE "screening_rosterentry__old"')
+
+
+_OLD_KEY = '"municipality_code", "fiscal_year", "method", "atena_no"'
+
+
+def backward(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    run = schema_editor.execute
+    run(f'ALTER TABLE {_TABLE} RENAME TO "screening_rosterentry__parts"')
+    run('ALTER INDEX "screening_rosterentry_pkey" RENAME TO "screening_rosterentry__parts_pkey"')
+    run(
+        f'CREATE TABLE {_TABLE} (LIKE "screening_rosterentry__parts" INCLUDING DEFAULTS '
+        "INCLUDING CONSTRAINTS)"
+    )
+    run(
+        f'ALTER TABLE {_TABLE} ADD CONSTRAINT "screening_rosterentry_pkey" PRIMARY KEY ({_OLD_KEY})'
+    )
+    run(f'INSERT INTO {_TABLE} SELECT * FROM "screening_rosterentry__parts"')  # noqa: S608
+    run('DROP TABLE "screening_rosterentry__parts"')  # and every partition with it
+
+
+class Migration(migrations.Migration):
+    dependencies = [("screening", "0008_exam_voucher_index")]
+
+    operations = [migrations.RunPython(forward, backward, elidable=False)]
