@@ -206,8 +206,12 @@ def _fy_of_sql(expr: str) -> str:
     return f"({year} - CASE WHEN {month} < 4 THEN 1 ELSE 0 END)"
 
 
-def exemption_sql(catalogue: Catalogue, method: Method, *, early: bool) -> str:
-    """rules.exemption in SQL (first match in the catalogue's order; '' when none)."""
+def exemption_sql(catalogue: Catalogue, method: Method | None, *, early: bool) -> str:
+    """rules.exemption in SQL (first match in the catalogue's order; '' when none).
+
+    ``method`` None: for a method without a coupon cohort — the same for all of them, so
+    kb_person holds it once per person (see _exemption_of).
+    """
     tax = "p.tax_prev" if early else "p.tax"
     steps = []
     for kind in catalogue.fees.exemptions:
@@ -216,7 +220,7 @@ def exemption_sql(catalogue: Catalogue, method: Method, *, early: bool) -> str:
             steps.append(f"WHEN {assistance} = 'public_assistance' THEN 'public_assistance'")
         elif kind == "tax_exempt":
             steps.append(f"WHEN {tax} = 'exempt' THEN 'tax_exempt'")
-        elif kind == "coupon" and method.coupon is not None:
+        elif kind == "coupon" and method is not None and method.coupon is not None:
             cohort = f"p.age - 1 = {int(method.coupon.turned_age)}"
             if method.sex_code:
                 cohort += f" AND p.sex = {method.sex_code}"
@@ -226,6 +230,18 @@ def exemption_sql(catalogue: Catalogue, method: Method, *, early: bool) -> str:
         elif kind == "late_elderly":
             steps.append("WHEN p.ins = 'late_elderly' THEN 'late_elderly'")
     return ("CASE " + " ".join(steps) + " ELSE '' END") if steps else "''"
+
+
+def _exemption_of(catalogue: Catalogue, method: Method, *, early: bool) -> str:
+    """The method's exemption: its own CASE if it has a coupon cohort, else kb_person's.
+
+    Why: the exemption depends on the method only through its coupon cohort; computed once
+    per person in kb_person instead of twice per roster row, it spares 8 million CASE
+    evaluations at a million residents.
+    """
+    if method.coupon is not None:
+        return exemption_sql(catalogue, method, early=early)
+    return "p.exemption_early" if early else "p.exemption"
 
 
 def _age_sql(fiscal_year: int) -> str:
@@ -319,19 +335,27 @@ def _prepare(cursor: Any, catalogue: Catalogue, base: date) -> None:
     )
     sources.append(_source(cursor, "kb_excl", excl, declared, [mc, fy]))
     (r, p_reg), (m, p_mv), (c, p_cat), (cp, p_prev), (h, p_hist), (x, p_excl) = sources
-    columns = ["sex", "age", "status", "moved_in", "tax", "ins", "tax_prev", *hist_cols, *excl]
-    _person_table(
-        cursor, "kb_person", columns,
-        f"SELECT r.atena_no, r.sex, {_age_sql(fy)}, r.status, m.moved_in, c.tax, c.ins, "  # noqa: S608  # nosec B608 - generated, no user text
-        "cp.tax, " + ", ".join([f"h.{col}" for col in hist_cols] + [f"x.{col}" for col in excl])
+    facts = ["sex", "age", "status", "moved_in", "tax", "ins", "tax_prev", *hist_cols, *excl]
+    joined = (
+        f"SELECT r.atena_no AS atena_no, r.sex AS sex, {_age_sql(fy)} AS age, "  # noqa: S608  # nosec B608 - generated, no user text
+        "r.status AS status, m.moved_in AS moved_in, c.tax AS tax, c.ins AS ins, "
+        "cp.tax AS tax_prev, "
+        + ", ".join([f"h.{col} AS {col}" for col in hist_cols]
+                    + [f"x.{col} AS {col}" for col in excl])
         + f" FROM {r} r LEFT JOIN {m} m ON m.atena_no = r.atena_no "
         f"LEFT JOIN {c} c ON c.atena_no = r.atena_no "
         f"LEFT JOIN {cp} cp ON cp.atena_no = r.atena_no "
         f"LEFT JOIN {h} h ON h.atena_no = r.atena_no "
-        f"LEFT JOIN {x} x ON x.atena_no = r.atena_no "
+        f"LEFT JOIN {x} x ON x.atena_no = r.atena_no"
+    )  # fmt: skip
+    _person_table(
+        cursor, "kb_person", [*facts, "exemption", "exemption_early"],
+        f"SELECT p.atena_no, {', '.join(f'p.{col}' for col in facts)}, "  # noqa: S608  # nosec B608
+        f"{exemption_sql(catalogue, None, early=False)}, "
+        f"{exemption_sql(catalogue, None, early=True)} FROM ({joined}) p"
         # 宛名番号 order (PostgreSQL; SQLite's table is keyed by it): each method's insert then
         # walks the roster's key in order.
-        + ("ORDER BY r.atena_no" if connection.vendor == "postgresql" else ""),
+        + (" ORDER BY p.atena_no" if connection.vendor == "postgresql" else ""),
         [*p_reg, *p_mv, *p_cat, *p_prev, *p_hist, *p_excl],
     )  # fmt: skip
     for name in _PARTS:
@@ -464,8 +488,8 @@ def _upsert_method(
         f"FROM (SELECT p.atena_no AS atena_no, p.sex AS sex, p.age AS age, "
         f"{reason_sql(catalogue, method, base)} AS reason, "
         f"COALESCE(p.x{prog}, '') AS exclusion, "
-        f"{exemption_sql(catalogue, method, early=False)} AS exemption, "
-        f"{exemption_sql(catalogue, method, early=True)} AS exemption_early "
+        f"{_exemption_of(catalogue, method, early=False)} AS exemption, "
+        f"{_exemption_of(catalogue, method, early=True)} AS exemption_early "
         f"FROM kb_person p WHERE {population_sql(method)}{_no_flatten()}) t "
         # (SQLite needs a WHERE before ON CONFLICT to parse the upsert.)
         + ("WHERE 1 = 1 " if fresh else f"{_CHANGED_ONLY} {_on_conflict(changed)}")
