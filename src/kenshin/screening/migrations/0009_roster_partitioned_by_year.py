@@ -19,43 +19,35 @@ from django.db import migrations
 
 _TABLE = '"screening_rosterentry"'
 _KEY = '"fiscal_year", "method", "atena_no", "municipality_code"'
-
-
-def forward(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    run = schema_editor.execute
-    run(f'ALTER TABLE {_TABLE} RENAME TO "screening_rosterentry__old"')
-    run('ALTER TABLE "screening_rosterentry__old" RENAME CONSTRAINT '
-        '"screening_rosterentry_pkey" TO "screening_rosterentry__old_pkey"')  # fmt: skip
-    run(
-        f'CREATE TABLE {_TABLE} (LIKE "screening_rosterentry__old" INCLUDING DEFAULTS '
-        'INCLUDING CONSTRAINTS) PARTITION BY LIST ("fiscal_year")'
-    )
-    run(f'ALTER TABLE {_TABLE} ADD CONSTRAINT "screening_rosterentry_pkey" PRIMARY KEY ({_KEY})')
-    run(f'CREATE TABLE "screening_rosterentry_default" PARTITION OF {_TABLE} DEFAULT')
-    run(f'INSERT INTO {_TABLE} SELECT * FROM "screening_rosterentry__old"')  # noqa: S608
-    run('DROP TABLE "screening_rosterentry__old"')
-
-
 _OLD_KEY = '"municipality_code", "fiscal_year", "method", "atena_no"'
 
 
-def backward(apps, schema_editor):
+def _remake(schema_editor, *, partitioned: bool, key: str) -> None:
+    """Make the roster again in the other form and move its rows (PostgreSQL only)."""
     if schema_editor.connection.vendor != "postgresql":
         return
     run = schema_editor.execute
-    run(f'ALTER TABLE {_TABLE} RENAME TO "screening_rosterentry__parts"')
-    run('ALTER INDEX "screening_rosterentry_pkey" RENAME TO "screening_rosterentry__parts_pkey"')
+    old = '"screening_rosterentry__old"'
+    run(f"ALTER TABLE {_TABLE} RENAME TO {old}")
+    run(f'ALTER TABLE {old} RENAME CONSTRAINT "screening_rosterentry_pkey" '
+        'TO "screening_rosterentry__old_pkey"')  # fmt: skip
     run(
-        f'CREATE TABLE {_TABLE} (LIKE "screening_rosterentry__parts" INCLUDING DEFAULTS '
-        "INCLUDING CONSTRAINTS)"
+        f"CREATE TABLE {_TABLE} (LIKE {old} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        + (' PARTITION BY LIST ("fiscal_year")' if partitioned else "")
     )
-    run(
-        f'ALTER TABLE {_TABLE} ADD CONSTRAINT "screening_rosterentry_pkey" PRIMARY KEY ({_OLD_KEY})'
-    )
-    run(f'INSERT INTO {_TABLE} SELECT * FROM "screening_rosterentry__parts"')  # noqa: S608
-    run('DROP TABLE "screening_rosterentry__parts"')  # and every partition with it
+    run(f'ALTER TABLE {_TABLE} ADD CONSTRAINT "screening_rosterentry_pkey" PRIMARY KEY ({key})')
+    if partitioned:
+        run(f'CREATE TABLE "screening_rosterentry_default" PARTITION OF {_TABLE} DEFAULT')
+    run(f"INSERT INTO {_TABLE} SELECT * FROM {old}")  # noqa: S608  # nosec B608 - fixed names
+    run(f"DROP TABLE {old}")  # a partitioned one with its partitions
+
+
+def forward(apps, schema_editor):
+    _remake(schema_editor, partitioned=True, key=_KEY)
+
+
+def backward(apps, schema_editor):
+    _remake(schema_editor, partitioned=False, key=_OLD_KEY)
 
 
 class Migration(migrations.Migration):
