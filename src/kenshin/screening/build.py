@@ -10,15 +10,17 @@ Steps, in one transaction (a failure leaves the previous roster as it was):
 
 1. ``kb_person``: the register on the base date (any 住民状態), 年度末年齢, latest 転入, this and
    last FY's 課税区分 and this FY's 保険区分 — from residents' set-based reads.
-2. ``kb_hist``: past exams per person (fiscal years before this one), one column per programme
-   and per five-yearly method; ``kb_smoke``: the latest 喫煙指数 up to the base date.
+2. ``kb_hist`` (joined into kb_person): past exams per person (fiscal years before this one),
+   one column per programme and per five-yearly method, and the latest 喫煙指数 up to the
+   base date.
 3. per rostered method, one INSERT … SELECT (… ON CONFLICT DO UPDATE on a rebuild): rows for
    the method's population (the reason is not one of the population-defining refusals),
    keeping staff overrides and coupon numbers; rows of people who have left the population
    are kept and marked not eligible with the reason (moved out, died, …). A first build on
    PostgreSQL writes into a new partition of the year and keys it afterwards
    (_new_partition, _attach); a first build counts its rows for the 対象者数 table as it goes.
-4. coupon numbers for new members of a coupon cohort, in 宛名番号 order.
+4. once every method is written: coupon numbers for new members of a coupon cohort, in
+   宛名番号 order, and the 対象者数 table.
 """
 
 from __future__ import annotations
@@ -707,8 +709,17 @@ def _new_partition(cursor: Any, fiscal_year: int) -> str | None:
     if connection.vendor != "postgresql":
         return None
     name = f"{ROSTER}_fy{int(fiscal_year)}"
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [name])
-    if cursor.fetchone()[0]:
+    # Making and attaching a table needs the roster's owner (docs/security.md: the app may run
+    # as a role that only reads and writes rows); without it the build writes through the
+    # partitioned table, into the DEFAULT partition, as one table would.
+    cursor.execute(
+        "SELECT to_regclass(%s) IS NOT NULL, pg_has_role(current_user, c.relowner, 'USAGE') "
+        "AND has_schema_privilege(current_user, c.relnamespace, 'CREATE') "
+        "FROM pg_class c WHERE c.oid = %s::regclass",
+        [name, ROSTER],
+    )
+    exists, may_create = cursor.fetchone()
+    if exists or not may_create:
         return None
     cursor.execute(f"CREATE TABLE {name} (LIKE {ROSTER} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
     # Lets the attach skip scanning the new rows for their year.
@@ -729,6 +740,19 @@ def _attach(cursor: Any, name: str, fiscal_year: int) -> None:
     cursor.execute(
         f"ALTER TABLE {ROSTER} ATTACH PARTITION {name} FOR VALUES IN ({int(fiscal_year)})"
     )
+
+
+def _lock_first_builds() -> None:
+    """PostgreSQL: builds wait for each other, whatever their year or municipality.
+
+    Why: a first build attaches its year's partition, which locks the DEFAULT partition that
+    another year's build may be reading; two first builds at once could deadlock, and two
+    municipalities' first builds of one year would both make its partition. Builds are rare
+    (a first build a year, a top-up a day); staff changes take only ``lock_year``.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [7_302, 0])
 
 
 def lock_year(fiscal_year: int) -> None:
@@ -789,6 +813,7 @@ def build_roster(
     )
     with _memory_kept_small(), transaction.atomic():
         lock_year(fiscal_year)
+        _lock_first_builds()
         mine = RosterEntry.objects.filter(municipality_code=mc, fiscal_year=fiscal_year)
         # A first build (the usual case at a million residents) needs no count: every row it
         # writes is new. Counting 4–5 million rows costs about a second each time.

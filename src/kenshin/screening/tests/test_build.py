@@ -471,3 +471,35 @@ def test_a_first_build_reports_and_counts_what_a_recount_finds():
     )
     assert stored == recount and sum(c[3] for c in stored) == report.inserted
     assert sum(c[5] for c in stored) > 0  # 受診不要 counted in the first build's own counts
+
+
+@pytest.mark.django_db
+def test_a_first_build_as_a_role_that_only_writes_rows_goes_through_the_parent():
+    """docs/security.md runs the app as a role that may read and write rows but not make
+    tables: a first build then writes through the partitioned table (no partition of its own)
+    and still succeeds, with the same rows."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("roles and partitions are PostgreSQL's")
+    table = RosterEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}_fy{FY}")
+    _populate(seed=29)
+    with connection.cursor() as cursor:  # rolled back with the test's transaction
+        cursor.execute("CREATE ROLE kenshin_test_rows_only NOLOGIN")
+        cursor.execute("GRANT USAGE ON SCHEMA public TO kenshin_test_rows_only")
+        cursor.execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+            "TO kenshin_test_rows_only"
+        )
+        cursor.execute(
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO kenshin_test_rows_only"
+        )
+        cursor.execute("SET LOCAL ROLE kenshin_test_rows_only")
+    report = roster_build.build_roster(FY)
+    with connection.cursor() as cursor:
+        cursor.execute("RESET ROLE")
+    assert report.inserted == RosterEntry.objects.filter(fiscal_year=FY).count() > 0
+    parts = _partitions()
+    assert f"{table}_fy{FY}" not in parts and parts[f"{table}_default"] == report.inserted
