@@ -8,7 +8,7 @@ Each app's new functions come with one such migration; this is the one way they 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from django.db import migrations
 
@@ -16,23 +16,19 @@ from django.db import migrations
 def grant_functions(grants: Mapping[str, Sequence[str]]) -> migrations.RunPython:
     """A RunPython that adds ``grants`` {role code: [function codes]} to the stored roles."""
 
-    def grant(apps, schema_editor):
+    def change(apps, new_functions: Callable[[list[str], Sequence[str]], list[str]]) -> None:
         Role = apps.get_model("accounts", "Role")
         for code, functions in grants.items():
             role = Role.objects.filter(code=code).first()
-            if role is None:
+            if role is None:  # an installation may have removed the role
                 continue
-            current = list(role.functions)
-            role.functions = current + [f for f in functions if f not in current]
+            role.functions = new_functions(list(role.functions), functions)
             role.save(update_fields=["functions"])
 
+    def grant(apps, schema_editor):
+        change(apps, lambda current, new: current + [f for f in new if f not in current])
+
     def revoke(apps, schema_editor):
-        Role = apps.get_model("accounts", "Role")
-        for code, functions in grants.items():
-            role = Role.objects.filter(code=code).first()
-            if role is None:
-                continue
-            role.functions = [f for f in role.functions if f not in functions]
-            role.save(update_fields=["functions"])
+        change(apps, lambda current, new: [f for f in current if f not in new])
 
     return migrations.RunPython(grant, revoke)
