@@ -238,9 +238,10 @@ class AgeCount(NamedTuple):
 def store_counts(fiscal_year: int, ages: Iterable[AgeCount]) -> list[RosterCount]:
     """Store the whole 対象者数 table of the year from counts by age that the caller made.
 
-    Why: a first build counts each method's rows as it writes them (on PostgreSQL in the same
-    statement), which spares a GROUP BY over every row of the year afterwards (3–4 s at a
-    million residents); :func:`refresh_counts` is the recount from the stored rows, and a test
+    Why: a first build counts its rows as it writes them (SQLite each method's just after its
+    INSERT, PostgreSQL the new year partition in one hashed GROUP BY), which spares a sorted
+    GROUP BY over every row of the year afterwards (3–4 s at a million residents);
+    :func:`refresh_counts` is the recount from the stored rows, and a test
     checks the two agree. Call inside the transaction that wrote the roster.
     """
     stored = RosterCount.objects.filter(
