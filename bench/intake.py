@@ -343,6 +343,16 @@ def _instrument(per_row: bool) -> _Timer:
         timer.wrap(rules, "match_row", "stage: match_row (per row)")
         timer.wrap(pipeline, "_decide", "stage: _decide (per row)")
         timer.wrap(pipeline, "exam_values", "stage: exam_values (要精検; per row)")
+    from kenshin.intake import columnar
+
+    timer.wrap(columnar, "read_plain", "stage: columnar: read the file as lines")
+    timer.wrap(columnar, "_prepared", "stage: columnar: split and check, by chunks")
+    timer.wrap(columnar, "_matched", "stage: columnar: vouchers + holders + exams on record")
+    timer.wrap(columnar, "_unique_in_file", "stage: columnar: unique in the file")
+    timer.wrap(columnar, "_colliding", "stage: columnar: collisions with the row path")
+    timer.wrap(columnar, "_staged", "stage: columnar: staged-row columns (要精検, ages)")
+    timer.wrap(columnar, "to_parquet", "stage: columnar: the clean rows as one Parquet")
+    timer.wrap(pipeline, "insert_frame_into", "commit: clean rows into the temporary table")
     timer.wrap(screening, "vouchers_by_number", "stage: vouchers_by_number")
     timer.wrap(pipeline.residents, "identities_of", "stage: register (identities_of)")
     timer.wrap(screening, "voucher_uses", "stage: voucher_uses")

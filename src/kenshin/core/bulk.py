@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connections, models
 
@@ -139,3 +140,46 @@ def copy_stream(
         raw = cursor.cursor
         with raw.copy(stmt, writer=QueuedLibpqWriter(raw)) as copy:
             yield copy.write
+
+
+def insert_frame(
+    model: type[models.Model], fields: Sequence[str], frame: Any, using: str = "default"
+) -> None:
+    """Append a polars DataFrame whose columns are the model's `fields` (in that order)."""
+    insert_frame_into(model._meta.db_table, column_names(model, fields), frame, using)
+
+
+def insert_frame_into(table: str, cols: Sequence[str], frame: Any, using: str = "default") -> None:
+    """Append a polars DataFrame whose columns are `cols` (in that order) to `table`.
+
+    Why: a frame of 300,000 checked rows written through :func:`bulk_insert` goes back through
+    a Python tuple per row. PostgreSQL: the frame is written as CSV by polars (native code)
+    and sent in one ``COPY … (FORMAT csv)``; NULL is ``\\N``, so an empty text stays empty.
+    SQLite: one executemany over the frame's rows, dates as ISO text and booleans as 0/1 —
+    how Django stores them there. Inside the caller's transaction, like bulk_insert.
+    """
+    import polars as pl
+
+    conn = connections[using]
+    conn.ensure_connection()
+    if conn.vendor == "postgresql":
+        from psycopg import sql
+
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols))
+        )
+        data = frame.write_csv(include_header=False, null_value="\\N").encode("utf-8")
+        with conn.wrap_database_errors, conn.cursor() as cursor, cursor.cursor.copy(stmt) as copy:
+            for i in range(0, len(data), 1 << 22):
+                copy.write(data[i : i + (1 << 22)])
+        return
+    dates = [name for name, dtype in frame.schema.items() if dtype == pl.Date]
+    if dates:
+        frame = frame.with_columns(pl.col(dates).dt.to_string("%Y-%m-%d"))
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join("?" * len(cols))
+    with conn.wrap_database_errors:
+        conn.connection.executemany(
+            f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',  # noqa: S608  # nosec B608 - names from code
+            frame.iter_rows(),
+        )

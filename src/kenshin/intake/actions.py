@@ -18,13 +18,14 @@ from django.db import transaction
 
 from kenshin.core import audit, clock
 from kenshin.core.purposes import Purpose
-from kenshin.intake import pipeline, rules
+from kenshin.intake import columnar, pipeline, rules
 from kenshin.intake.layout import BY_KEY, SourceRow
 from kenshin.intake.models import (
     BatchState,
     ColumnProfile,
     ImportBatch,
     RowStatus,
+    StagedFrame,
     StagedRow,
 )
 from kenshin.intake.permissions import COMMIT, IMPORT, PROFILES, RESOLVE
@@ -218,6 +219,7 @@ def discard(actor: Any, batch_id: int) -> ImportBatch:
         if batch.state == BatchState.COMMITTED:
             raise IntakeError("確定済みの取込は取り消せません")
         StagedRow.objects.filter(batch=batch).delete()
+        StagedFrame.objects.filter(batch=batch).delete()
         batch.state = BatchState.DISCARDED
         batch.save(update_fields=["state"])
         audit.record(audit.Event.DELETE, actor, _subject(batch), function=IMPORT)
@@ -302,7 +304,7 @@ def _accepted(row: StagedRow, batch: ImportBatch, atena_no: str) -> tuple[str, s
         )
         .exclude(pk=row.pk)
         .exists()
-    )  # fmt: skip
+    ) or columnar.in_frame(batch, key)  # fmt: skip
     if key in on_record or in_file:
         raise IntakeError(
             "この人のこの受診はすでに記録されているか、同じファイルの別の行にあります"

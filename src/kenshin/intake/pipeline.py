@@ -18,19 +18,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from kenshin.core import audit, clock
-from kenshin.core.bulk import bulk_insert
-from kenshin.intake import rules
+from kenshin.core.bulk import bulk_insert, insert_frame_into
+from kenshin.intake import columnar, rules
 from kenshin.intake.layout import RESULT_KEYS
-from kenshin.intake.models import BatchState, CommitMode, ImportBatch, RowStatus, StagedRow
+from kenshin.intake.models import (
+    BatchState,
+    CommitMode,
+    ImportBatch,
+    RowStatus,
+    StagedFrame,
+    StagedRow,
+)
 from kenshin.intake.readers import FileRefused, Profile, Source, open_file
 from kenshin.programs import services as programs
 from kenshin.residents import services as residents
@@ -339,15 +347,35 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
     seen = _Seen()
     with transaction.atomic():
         StagedRow.objects.filter(batch=batch).delete()
+        StagedFrame.objects.filter(batch=batch).delete()
         source = open_file(path, profile)
         batch.kind, batch.encoding = source.kind, source.facts.encoding
         batch.header, batch.columns = source.header, source.columns
         label = "ファイルを読み、確認・照合しています"
-        rows = _checked(source, ctx)
+        plain = columnar.read_plain(source, profile) if settings.INTAKE_COLUMNAR else None
+        if plain is not None:
+            source.close()
+            total = plain.lines.height
+            if progress is not None:
+                progress(label, 0, total)
+            split = columnar.split(plain, ctx, batch.pk, batch.sender_institution, _ALL_FIELDS)
+            if split.clean.height:
+                StagedFrame.objects.create(
+                    batch=batch, rows=split.clean.height, data=columnar.to_parquet(split.clean)
+                )
+            counts.rows = counts.new = split.clean.height
+            if progress is not None:
+                progress(label, split.clean.height, total)
+            rows: Iterator[rules.CheckedRow] = iter(split.rest)
+        else:
+            rows = _checked(source, ctx)
         while chunk := list(islice(rows, CHUNK)):
             bulk_insert(StagedRow, _ALL_FIELDS, _jsonable(_stage_chunk(batch, chunk, seen, counts)))
             if progress is not None:
-                progress(label, source.position(), source.total)
+                if plain is not None:
+                    progress(label, counts.rows, plain.lines.height)
+                else:
+                    progress(label, source.position(), source.total)
         if counts.rows == 0:
             raise FileRefused("データの行がありません（見出しの行だけです）")
         notes = []
@@ -372,6 +400,29 @@ def _jsonable(rows: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
             if values[i] is not None:
                 values[i] = json.dumps(values[i], ensure_ascii=False, default=str)
         yield tuple(values)
+
+
+def staged_rows(batch: ImportBatch, status: str | None = None) -> list[StagedRow]:
+    """Every staged row of the batch in row order — StagedRows and the clean rows staged
+    together (StagedFrame, as unsaved StagedRows) — optionally of one status."""
+    qs = StagedRow.objects.filter(batch=batch)
+    rows = list(qs.filter(status=status) if status else qs)
+    clean = columnar.staged_frame(batch) if status in (None, RowStatus.NEW) else None
+    if clean is not None:
+        rows += frame_rows(clean)
+    return sorted(rows, key=lambda r: (r.row_no, r.method))
+
+
+def frame_rows(frame: Any) -> list[StagedRow]:
+    """Rows of a StagedFrame as (unsaved) StagedRows, JSON columns decoded."""
+    out = []
+    for record in frame.iter_rows(named=True):
+        batch_id = record.pop("batch")
+        for name in _JSON_FIELDS:
+            if isinstance(record.get(name), str):
+                record[name] = json.loads(record[name])
+        out.append(StagedRow(batch_id=batch_id, **record))
+    return out
 
 
 # ------------------------------------------------------------------------------ commit
@@ -400,7 +451,7 @@ def _exam_fact(row: StagedRow, by: str) -> screening.ExamFact:
 
 
 def _new_rows_sql(batch: ImportBatch) -> tuple[str, list[Any]]:
-    """SELECT of the batch's new rows (without a 精検 report) in the exam table's columns."""
+    """SELECT of the batch's new StagedRows (without a 精検 report) in the exam table's columns."""
     table = StagedRow._meta.db_table
     given = {"fiscal_year": "%s"}
     columns = ", ".join(f"{given.get(c, c)} AS {c}" for c in screening.EXAM_COLUMNS)
@@ -409,6 +460,48 @@ def _new_rows_sql(batch: ImportBatch) -> tuple[str, list[Any]]:
         "AND seiken IS NULL",
         [batch.fiscal_year, batch.pk, RowStatus.NEW.value],
     )
+
+
+_NEW_ROWS = "intake_commit_new"  # the commit's temporary table of new rows
+
+
+@contextmanager
+def _new_rows(batch: ImportBatch, clean: Any) -> Iterator[tuple[str, list[Any]]]:
+    """The SELECT of every new row of the batch without a 精検 report — the StagedRows and the
+    clean rows staged together (StagedFrame) — for ``screening.insert_exams_from``.
+
+    With a frame, both go into one temporary table (COPY / executemany of the frame, then the
+    StagedRows copied in the database), read in 宛名番号 order: the exam table's person index
+    then grows in order, and PostgreSQL, told the table's size (ANALYZE), hashes the look-ups
+    for 初回 and for exams already on record instead of probing the index 300,000 times. JIT
+    is off for it: compiling the plan cost 0.4 s of a 3 s statement.
+    """
+    select, params = _new_rows_sql(batch)
+    if clean is None:
+        yield select, params
+        return
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(
+                f"CREATE TEMP TABLE {_NEW_ROWS} ON COMMIT DROP AS {select} WITH NO DATA", params
+            )
+        else:
+            cursor.execute(f"DROP TABLE IF EXISTS temp.{_NEW_ROWS}")
+            cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} AS {select} LIMIT 0", params)
+        columns = list(screening.EXAM_COLUMNS)
+        frame = clean.with_columns(fiscal_year=batch.fiscal_year).select(columns)
+        insert_frame_into(_NEW_ROWS, columns, frame)
+        cursor.execute(f"INSERT INTO {_NEW_ROWS} ({', '.join(columns)}) {select}", params)  # nosec B608 - names from code
+        if postgres:
+            cursor.execute(f"ANALYZE {_NEW_ROWS}")
+            cursor.execute("SET LOCAL jit = off")
+    try:
+        yield f"SELECT * FROM {_NEW_ROWS} ORDER BY atena_no", []  # noqa: S608  # nosec B608
+    finally:
+        if not postgres:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS temp.{_NEW_ROWS}")
 
 
 @dataclass
@@ -462,14 +555,17 @@ def commit(
                 f"エラーまたは照合保留の行が {pending:,} 行あります。直して送り直すか、"
                 "照合保留を解決するか、「正しい行だけ」を選んでください"
             )
-        new_total = StagedRow.objects.filter(batch=batch, status=RowStatus.NEW).count()
+        clean = columnar.staged_frame(batch)
+        new_total = StagedRow.objects.filter(batch=batch, status=RowStatus.NEW).count() + (
+            clean.height if clean is not None else 0
+        )
         if progress is not None:
             progress("受診記録を書き込んでいます", 0, max(new_total, 1))
-        select, params = _new_rows_sql(batch)
-        counts.written = screening.insert_exams_from(
-            select, params, fiscal_year=batch.fiscal_year, actor=actor, recorded_by=by,
-            source=f"intake:{batch.pk}",
-        )  # fmt: skip
+        with _new_rows(batch, clean) as (select, params):
+            counts.written = screening.insert_exams_from(
+                select, params, fiscal_year=batch.fiscal_year, actor=actor, recorded_by=by,
+                source=f"intake:{batch.pk}",
+            )  # fmt: skip
         with_reports = [
             _exam_fact(r, by)
             for r in StagedRow.objects.filter(
@@ -522,4 +618,4 @@ def commit(
     return counts
 
 
-__all__ = ["CHUNK", "IntakeError", "build_context", "commit", "stage"]
+__all__ = ["CHUNK", "IntakeError", "build_context", "commit", "stage", "staged_rows"]

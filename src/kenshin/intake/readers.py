@@ -56,6 +56,7 @@ class Source:
     header: list[str] = field(default_factory=list)  # the file's own header (error file)
     total: int = 0  # units of progress: rows (CSV, Excel) or Bundles (FHIR)
     position: Callable[[], int] = lambda: 0
+    close: Callable[[], None] = lambda: None  # for a reader left before its rows were read
 
 
 def _limits() -> tuple[int, int, int]:
@@ -162,6 +163,19 @@ def _row(row_no: int, keys: list[str], cells: list[str], profile: Profile | None
     return SourceRow(row_no, out, cells)
 
 
+def row_of(
+    row_no: int, keys: list[str], cells: list[str], profile: Profile | None, width: int
+) -> SourceRow:
+    """A CSV row of ``cells`` as the checks read it: a row of another width than the header
+    is marked (``__width__``, an error of the row) — columns may have shifted."""
+    row = _row(row_no, keys, cells, profile)
+    if len(cells) != width:
+        row.cells["__width__"] = f"{width}:{len(cells)}"
+        if len(cells) > width * 4:
+            row.raw = cells[: width + 1]  # 1,000,000 commas: keep what helps
+    return row
+
+
 def _count_check(n: int) -> None:
     _, max_rows, _ = _limits()
     if n > max_rows:
@@ -227,16 +241,11 @@ def _open_csv(facts: FileFacts, profile: Profile | None) -> Source:
                 n += 1
                 if n > max_rows:
                     _count_check(n)
-                row = _row(stream.row, keys, cells, profile)
-                if len(cells) != width:
-                    row.cells["__width__"] = f"{width}:{len(cells)}"
-                    if len(cells) > width * 4:
-                        row.raw = cells[: width + 1]  # 1,000,000 commas: keep what helps
-                yield row
+                yield row_of(stream.row, keys, cells, profile, width)
 
     # Progress in rows (the screen says 件): the line count from the inspection is the total.
     return Source(facts, "csv", keys, ignored, rows(), header, max(facts.lines - 1, 1),
-                  lambda: max(stream.row - 1, 0))  # fmt: skip
+                  lambda: max(stream.row - 1, 0), stream.close)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ Excel

@@ -127,6 +127,14 @@ def _parsed_date(value: str) -> date | str:
         return str(exc)
 
 
+def read_date(value: str) -> date | None:
+    """A date cell as :func:`check_row` reads it (None: blank, or not a date it accepts)."""
+    if not value:
+        return None
+    parsed = _parsed_date(value)
+    return None if isinstance(parsed, str) else parsed
+
+
 def _date(row: CheckedRow, key: str, value: str) -> date | None:
     if not value:
         return None

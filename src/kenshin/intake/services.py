@@ -15,7 +15,7 @@ from django.core.paginator import Page, Paginator
 from kenshin.core import audit, jobs
 from kenshin.core.purposes import Purpose
 from kenshin.core.wareki import parse_date
-from kenshin.intake import actions, fhir, rules
+from kenshin.intake import actions, columnar, fhir, rules
 from kenshin.intake.error_file import error_count, error_file
 from kenshin.intake.jobs import COMMIT_JOB, STAGE, stage_summary
 from kenshin.intake.layout import BY_KEY
@@ -28,7 +28,7 @@ from kenshin.intake.models import (
     StagedRow,
 )
 from kenshin.intake.permissions import RESOLVE
-from kenshin.intake.pipeline import needs_approval
+from kenshin.intake.pipeline import needs_approval, staged_rows
 from kenshin.residents import services as residents
 from kenshin.screening import services as screening
 
@@ -64,6 +64,7 @@ __all__ = [
     "rows_page",
     "save_profile",
     "stage_summary",
+    "staged_rows",
     "start_commit",
     "start_stage",
 ]
@@ -148,28 +149,44 @@ class RowView:
 
 
 def rows_page(batch: ImportBatch, status: str, page: int) -> Page:
-    """One page of the batch's rows in a status (row order)."""
+    """One page of the batch's rows in a status (row order). New rows include the clean rows
+    staged together (StagedFrame); only the page's rows are read out of it."""
     qs = StagedRow.objects.filter(batch=batch)
     qs = qs.filter(status=status) if status != "flagged" else qs.filter(flags__isnull=False)
     qs = qs.order_by("row_no", "method").only(
         "pk", "row_no", "status", "method", "problems", "flags", "diff"
     )
-    paginator = Paginator(qs, PAGE_SIZE)
+    clean = columnar.staged_frame(batch) if status == RowStatus.NEW else None
+    entries: Any = qs
+    if clean is not None:
+        entries = sorted(
+            [(r.row_no, r.method, r) for r in qs]
+            + [(n, m, None) for n, m in clean.select("row_no", "method").iter_rows()],
+            key=lambda e: (e[0], e[1]),
+        )
+    paginator = Paginator(entries, PAGE_SIZE)
     result = paginator.get_page(page)
     labels = dict(RowStatus.choices)
-    result.object_list = [
-        RowView(
-            r.pk,
-            r.row_no,
-            r.status,
-            labels[r.status],
-            r.method,
-            r.problems or [],
-            r.flags or [],
-            [(_field_label(k), v[0], v[1]) for k, v in (r.diff or {}).items()],
+    views = []
+    for entry in result.object_list:
+        r = entry[2] if isinstance(entry, tuple) else entry
+        if r is None:  # a clean row: new, nothing to show but where it is
+            views.append(RowView(0, entry[0], RowStatus.NEW, labels[RowStatus.NEW], entry[1],
+                                 [], [], []))  # fmt: skip
+            continue
+        views.append(
+            RowView(
+                r.pk,
+                r.row_no,
+                r.status,
+                labels[r.status],
+                r.method,
+                r.problems or [],
+                r.flags or [],
+                [(_field_label(k), v[0], v[1]) for k, v in (r.diff or {}).items()],
+            )
         )
-        for r in result.object_list
-    ]
+    result.object_list = views
     return result
 
 

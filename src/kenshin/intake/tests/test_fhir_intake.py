@@ -18,6 +18,7 @@ import pytest
 from kenshin.core import audit, clock
 from kenshin.intake import actions, fhir, services
 from kenshin.intake.models import BatchState, CommitMode, RowStatus, StagedRow
+from kenshin.intake.pipeline import staged_rows
 from kenshin.intake.tests.helpers import upload
 from kenshin.programs import services as programs
 from kenshin.screening.models import Exam
@@ -121,7 +122,7 @@ def test_programmes_without_a_known_national_code_are_errors_not_guesses(name, t
     settings.INTAKE_DIR = tmp_path / "intake"
     programs.load_shipped()
     batch = actions.stage_batch("uketsuke", upload(shifted(name).encode(), name=name).pk)
-    rows = list(StagedRow.objects.filter(batch=batch))
+    rows = staged_rows(batch)
     assert rows and all(r.status == RowStatus.ERROR for r in rows)
     assert any("使えない値" in p["message"] for r in rows for p in r.problems)
 
@@ -133,7 +134,7 @@ def test_cytology_outside_the_citys_age_band_cannot_be_taken_in(tmp_path, settin
     woman = person_of(text, "2000000098")
     import_town(tmp_path, people=(woman,))
     batch = actions.stage_batch("uketsuke", upload(text.encode(), name="22.json").pk)
-    row = StagedRow.objects.get(batch=batch)
+    [row] = staged_rows(batch)
     with pytest.raises(actions.IntakeError, match="対象年齢（20〜29 歳）の外"):
         actions.resolve_row("hokenshi1", row.pk, atena_no=woman.atena_no, reason="確認")
 
@@ -145,7 +146,7 @@ def test_a_man_in_osteoporosis_is_held_for_staff(tmp_path, settings):
     man = person_of(text, "2000000099")
     import_town(tmp_path, people=(man,))
     batch = actions.stage_batch("uketsuke", upload(text.encode(), name="24.json").pk)
-    row = StagedRow.objects.get(batch=batch)
+    [row] = staged_rows(batch)
     assert row.status == RowStatus.QUARANTINED
     # Staff may find him, but a man's DXA is outside the programme: it cannot be taken in.
     with pytest.raises(actions.IntakeError, match="男性は骨密度測定"):
@@ -169,7 +170,7 @@ def test_cli_exports_a_persons_exams_as_ndjson_with_its_purpose_recorded(tmp_pat
     import_town(tmp_path, people=(woman,))
     staff = audit.Actor(None, "hokenshi1")
     batch = actions.stage_batch(staff, upload(text.encode(), name="19.json").pk)
-    row = StagedRow.objects.get(batch=batch)
+    [row] = staged_rows(batch)
     actions.resolve_row(staff, row.pk, atena_no=woman.atena_no, reason="受診票と照合")
     actions.commit_batch(staff, batch.pk, CommitMode.VALID_ONLY)
     out = tmp_path / "out.ndjson"

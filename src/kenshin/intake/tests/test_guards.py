@@ -15,6 +15,7 @@ from django.db import connection, connections, transaction
 from kenshin.core import clock
 from kenshin.intake import actions
 from kenshin.intake.models import BatchState, CommitMode, RowStatus, StagedRow
+from kenshin.intake.pipeline import staged_rows
 from kenshin.intake.tests.helpers import csv_bytes, exam_row, staged, upload
 from kenshin.screening.models import Exam, FollowUpCase
 from kenshin.screening.tests.town import GONE, HANAKO, KEN, MISAKI
@@ -48,7 +49,7 @@ def cytology(person, bethesda: str, **extra) -> dict[str, str]:
 
 
 def rows_of(batch) -> dict[int, StagedRow]:
-    return {r.row_no: r for r in StagedRow.objects.filter(batch=batch)}
+    return {r.row_no: r for r in staged_rows(batch)}
 
 
 @pytest.mark.django_db
@@ -138,7 +139,7 @@ def test_a_fhir_bundle_of_the_wrong_shape_is_refused_with_a_message(town, shape)
     batch = actions.stage_batch("uketsuke", upload(data, name="b.json").pk)
     assert batch.state == BatchState.REFUSED
     assert "1 件目の Bundle" in batch.message and "ください" in batch.message
-    assert not StagedRow.objects.filter(batch=batch).exists()
+    assert not staged_rows(batch)
 
 
 @pytest.mark.django_db

@@ -28,7 +28,7 @@ import xlsxwriter
 from django.conf import settings as django_settings
 
 from kenshin.core import clock
-from kenshin.intake import actions, readers
+from kenshin.intake import actions, pipeline, readers
 from kenshin.intake.layout import COLUMNS, REQUIRED_HEADERS, header_row
 from kenshin.intake.models import BatchState, ImportBatch, RowStatus, StagedRow
 from kenshin.intake.tests.helpers import csv_bytes, exam_row
@@ -223,7 +223,7 @@ def formulas_coded() -> tuple[tuple[dict[str, str], str], ...]:
 
 
 def staged_rows(batch: ImportBatch) -> dict[int, StagedRow]:
-    return {r.row_no: r for r in StagedRow.objects.filter(batch=batch)}
+    return {r.row_no: r for r in pipeline.staged_rows(batch)}
 
 
 def statuses(*expected: str) -> Callable[[ImportBatch], None]:
@@ -448,14 +448,14 @@ def run_case(case: Hostile, settings, root: Path) -> str:
         outcome = "refused"
     elif batch.state == BatchState.REFUSED:
         assert case.outcome == REFUSED, f"{case.name}: refused: {batch.message}"
-        assert not StagedRow.objects.filter(batch=batch).exists()
+        assert not pipeline.staged_rows(batch)
         assert batch.counts == {}
         message = batch.message
         outcome = "refused"
     else:
         assert batch.state == BatchState.STAGED
         assert case.outcome == STAGED, f"{case.name}: staged {batch.counts}"
-        said = [p["message"] for r in StagedRow.objects.filter(batch=batch)
+        said = [p["message"] for r in pipeline.staged_rows(batch)
                 for p in (r.problems or []) + (r.flags or [])]  # fmt: skip
         assert all(JAPANESE.search(m) for m in said)
         assert case.phrase in "／".join(said), (case.name, said)
@@ -518,7 +518,7 @@ def test_quoted_cells_with_commas_and_quotes_still_read(town):
     batch = actions.stage_batch("uketsuke", actions.receive_file(
         "uketsuke", io.BytesIO(data), "kekka.csv", fiscal_year=2025).pk)  # fmt: skip
     assert batch.state == BatchState.STAGED and batch.counts["new"] == 1
-    row = StagedRow.objects.get(batch=batch)
+    [row] = pipeline.staged_rows(batch)
     assert row.place == '第一会場, "北" 入口'
     assert row.complication == "なし\r\n（経過観察）"
 

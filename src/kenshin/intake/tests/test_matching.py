@@ -15,7 +15,8 @@ import pytest
 from kenshin.core import clock
 from kenshin.intake import actions, rules
 from kenshin.intake.layout import SourceRow
-from kenshin.intake.models import CommitMode, RowStatus, StagedRow
+from kenshin.intake.models import CommitMode, RowStatus
+from kenshin.intake.pipeline import staged_rows
 from kenshin.intake.tests.helpers import INSTITUTION, csv_bytes, exam_row, staged
 from kenshin.programs import services as programs
 from kenshin.screening import services as screening
@@ -151,7 +152,7 @@ def test_adversarial_file_writes_nothing_to_the_wrong_resident(tmp_path, setting
             fobt(KYUJI, voucher_no=v[VIOLA.atena_no], exam_date="2025-11-15"),  # 11: VIOLA's
         ]  # fmt: skip
         batch = staged(csv_bytes(rows))
-        status = dict(StagedRow.objects.filter(batch=batch).values_list("row_no", "status"))
+        status = {r.row_no: r.status for r in staged_rows(batch)}
         new, held = RowStatus.NEW, RowStatus.QUARANTINED
         assert status == {2: new, 3: new, 4: held, 5: held, 6: held, 7: held, 8: new, 9: new,
                           10: held, 11: held}  # fmt: skip
@@ -159,7 +160,7 @@ def test_adversarial_file_writes_nothing_to_the_wrong_resident(tmp_path, setting
         actions.commit_batch("kakutei", batch.pk, CommitMode.VALID_ONLY)
         elsewhere = staged(csv_bytes([fobt(TWIN_1, institution_code="3410000777",
                                            exam_date="2025-11-16")]))  # fmt: skip
-        [again] = StagedRow.objects.filter(batch=elsewhere)
+        [again] = staged_rows(elsewhere)
         assert again.status == held and "別の医療機関" in str(again.problems)
     landed = dict(Exam.objects.filter(method="fecal_occult_blood").values_list("voucher_no",
                                                                                  "atena_no"))  # fmt: skip

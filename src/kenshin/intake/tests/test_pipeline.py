@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from kenshin.core import clock
 from kenshin.intake import actions, pipeline
-from kenshin.intake.models import BatchState, CommitMode, RowStatus, StagedRow
+from kenshin.intake.models import BatchState, CommitMode, RowStatus
+from kenshin.intake.pipeline import staged_rows
 from kenshin.intake.tests.helpers import INSTITUTION, csv_bytes, exam_row, staged, upload
 from kenshin.screening.models import Exam, FollowUpCase
 from kenshin.screening.tests.town import HANAKO, KEN, MISAKI, TARO
@@ -43,7 +44,7 @@ def fobt(person, **extra) -> dict[str, str]:
 
 
 def statuses(batch) -> dict[int, str]:
-    return dict(StagedRow.objects.filter(batch=batch).values_list("row_no", "status"))
+    return {r.row_no: r.status for r in staged_rows(batch)}
 
 
 def test_new_rows_stage_and_commit_once(town):
@@ -79,7 +80,7 @@ def test_same_file_again_changes_nothing(town):
 def test_corrected_result_is_an_update_with_its_diff(town):
     actions.commit_batch("kakutei", staged(csv_bytes([fobt(KEN)])).pk, CommitMode.ALL)
     batch = staged(csv_bytes([fobt(KEN, day1="positive")]))
-    row = StagedRow.objects.get(batch=batch)
+    [row] = staged_rows(batch)
     assert row.status == RowStatus.UPDATED
     assert row.diff == {"results": [{"day1": "negative", "day2": "negative"},
                                     {"day1": "positive", "day2": "negative"}]}  # fmt: skip
@@ -92,7 +93,7 @@ def test_errors_block_commit_all_but_not_valid_only(town):
     bad = fobt(TARO, day1="たぶん陰性")
     batch = staged(csv_bytes([fobt(KEN), bad]))
     assert statuses(batch) == {2: RowStatus.NEW, 3: RowStatus.ERROR}
-    problem = StagedRow.objects.get(batch=batch, row_no=3).problems[0]
+    problem = next(r for r in staged_rows(batch) if r.row_no == 3).problems[0]
     assert problem["column"] == "便潜血1日目" and problem["value"] == "たぶん陰性"
     with pytest.raises(actions.IntakeError, match="1 行あります"):
         actions.commit_batch("kakutei", batch.pk, CommitMode.ALL)
@@ -109,7 +110,7 @@ def test_wrong_year_future_and_duplicate_rows_are_errors(town):
         fobt(HANAKO, exam_date="R7.11.1"),
         fobt(HANAKO, exam_date="2025-11-01"),  # the same exam again
     ]))  # fmt: skip
-    rows = {r.row_no: r for r in StagedRow.objects.filter(batch=batch)}
+    rows = {r.row_no: r for r in staged_rows(batch)}
     assert "契約年度" in rows[2].problems[0]["message"]
     assert "未来" in rows[3].problems[0]["message"]
     assert rows[4].status == RowStatus.QUARANTINED and "対象年齢" in str(rows[4].problems)
@@ -131,7 +132,7 @@ def test_approval_needed_above_threshold_and_not_by_uploader(town, settings):
 def test_quarantined_row_resolved_to_a_person_is_committed(town):
     row = fobt(KEN, birth_date="1975-04-03")  # the clinic mistyped the birth date
     batch = staged(csv_bytes([row]))
-    staged_row = StagedRow.objects.get(batch=batch)
+    [staged_row] = staged_rows(batch)
     assert staged_row.status == RowStatus.QUARANTINED
     assert staged_row.candidates == [KEN.atena_no]
     with pytest.raises(actions.IntakeError, match="理由"):
@@ -146,7 +147,7 @@ def test_quarantined_row_resolved_to_a_person_is_committed(town):
 def test_sender_institution_mismatch_is_quarantined(town):
     batch = staged(csv_bytes([fobt(KEN)]), sender="3410000999")
     assert statuses(batch) == {2: RowStatus.QUARANTINED}
-    assert "送付元" in str(StagedRow.objects.get(batch=batch).problems)
+    assert "送付元" in str([r.problems for r in staged_rows(batch)])
 
 
 def test_context_accepts_names_and_codes(town):

@@ -16,7 +16,8 @@ from django.core.management import CommandError, call_command
 from kenshin.core import clock
 from kenshin.intake import actions, readers
 from kenshin.intake.layout import COLUMNS, header_row
-from kenshin.intake.models import BatchState, ColumnProfile, CommitMode, RowStatus, StagedRow
+from kenshin.intake.models import BatchState, ColumnProfile, CommitMode, RowStatus
+from kenshin.intake.pipeline import staged_rows
 from kenshin.intake.tests.helpers import INSTITUTION, csv_bytes, exam_row, staged, write
 from kenshin.screening.models import Exam
 from kenshin.screening.tests.town import HANAKO, KEN, TARO
@@ -142,7 +143,7 @@ def test_workbook_stages_and_commits_the_same_exams_as_the_csv(town):
         "uketsuke", io.BytesIO(kenshin_workbook(rows)), "kekka.xlsx", fiscal_year=2025).pk)  # fmt: skip
     assert book.state == BatchState.STAGED and book.kind == "xlsx" and book.encoding == ""
     assert book.counts["new"] == 3 and book.counts["error"] == 0 and book.counts["flagged"] == 1
-    assert set(StagedRow.objects.filter(batch=book).values_list("row_no", flat=True)) == {2, 4, 5}
+    assert {r.row_no for r in staged_rows(book)} == {2, 4, 5}
     assert actions.commit_batch("kakutei", book.pk, CommitMode.ALL).written == 3
     from_excel = exams()
     taro = next(e for e in from_excel if e["atena_no"] == TARO.atena_no)
@@ -182,7 +183,7 @@ def test_workbook_formula_cell_reads_its_saved_value_never_evaluated(town, tmp_p
     sheet.write_string(1, at.index("place"), "@SUM(A1)")
     book.close()
     batch = staged(buf.getvalue(), name="kekka.xlsx")
-    row = StagedRow.objects.get(batch=batch)
+    [row] = staged_rows(batch)
     assert row.status == RowStatus.NEW
     assert row.complication == "なし" and row.place == "@SUM(A1)"
     assert [f["column"] for f in row.flags] == ["検診場所"]
@@ -204,7 +205,7 @@ def test_workbook_header_only_and_shifted_cells(town):
     sheet.write_row(2, 0, [fobt(TARO).get(c.key, "") for c in COLUMNS] + ["はみ出し"])
     book.close()
     batch = staged(buf.getvalue(), name="zure.xlsx")
-    rows = {r.row_no: r for r in StagedRow.objects.filter(batch=batch)}
+    rows = {r.row_no: r for r in staged_rows(batch)}
     assert rows[2].status == RowStatus.NEW
     assert rows[3].status == RowStatus.ERROR and "列の数" in rows[3].problems[0]["message"]
 
@@ -246,7 +247,7 @@ def test_profile_reads_a_clinics_own_layout(town):
     assert batch.message == "読まなかった列: 備考、担当医"
     assert batch.header == A_HEADER
     assert batch.columns == [*A_MAPPING.values(), "", ""]
-    rows = {r.row_no: r for r in StagedRow.objects.filter(batch=batch)}
+    rows = {r.row_no: r for r in staged_rows(batch)}
     assert rows[2].status == rows[3].status == RowStatus.NEW
     assert rows[2].atena_no == KEN.atena_no and rows[3].atena_no == HANAKO.atena_no
     assert rows[3].results == {"day1": "negative", "day2": "positive"}
@@ -265,7 +266,7 @@ def test_profile_file_missing_a_mapped_column_is_refused(town):
     batch = staged(buf.getvalue().encode("cp932"), profile="A医院")
     assert batch.state == BatchState.REFUSED
     assert batch.message.startswith("必要な列の見出しがありません: 受診券番号。")
-    assert not StagedRow.objects.filter(batch=batch).exists()
+    assert not staged_rows(batch)
     with pytest.raises(actions.IntakeError, match="列の対応表「B医院」はありません"):
         actions.receive_file("uketsuke", io.BytesIO(b"x"), "b.csv", fiscal_year=2025,
                              profile="B医院")  # fmt: skip

@@ -15,6 +15,7 @@ from django.urls import reverse
 from kenshin.audit.models import AuditEvent
 from kenshin.core import clock
 from kenshin.intake.models import BatchState, ImportBatch, RowStatus, StagedRow
+from kenshin.intake.pipeline import staged_rows
 from kenshin.intake.tests.helpers import csv_bytes, exam_row
 from kenshin.screening.models import Exam
 from kenshin.screening.tests.town import KEN, TARO
@@ -108,7 +109,7 @@ def test_unreadable_file_is_refused_with_one_message(town, staff):
     batch.refresh_from_db()
     assert batch.state == BatchState.REFUSED
     assert "バイナリ" in client.get(location).content.decode()
-    assert not StagedRow.objects.filter(batch=batch).exists()
+    assert not staged_rows(batch)
 
 
 def test_profiles_page_saves_a_clinics_layout_in_staff_terms(staff):
