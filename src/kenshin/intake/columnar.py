@@ -273,18 +273,21 @@ def _matched(frame: pl.DataFrame, fiscal_year: int, sender: str) -> pl.DataFrame
     the row path would match without a reason (``rules.match_row``, ``eligibility_reasons``),
     whose voucher was never used and whose exam is not on record (those rows the row path
     compares, updates or quarantines)."""
-    numbers = frame.filter("_ok")["voucher_no"].unique().to_list()
-    vouchers = _frame(
-        screening.voucher_holders(numbers, fiscal_year),
-        {"voucher_no": pl.String, "_atena": pl.String, "_v_fy": pl.Int64,
-         "_v_programme": pl.String, "_used": pl.Boolean, "_has_exams": pl.Boolean},
-    ).unique("voucher_no", keep="none")  # fmt: skip
-    people = _frame(
-        residents.identity_rows(vouchers["_atena"].unique().to_list()),
-        {"_atena": pl.String, "_p_birth": pl.String, "_p_sex": pl.Int64, "_p_kana": pl.String,
-         "_p_status": pl.String, "_p_since": pl.String},
-    ).unique("_atena", keep="none")  # fmt: skip
-    people = people.with_columns(pl.col("_p_birth").str.to_date("%Y-%m-%d"), _p_atena=pl.lit(True))
+    numbers = frame.filter("_ok")["voucher_no"].unique().sort().to_list()
+    vouchers = (
+        screening.voucher_holders(numbers, fiscal_year)
+        .rename({"atena_no": "_atena", "fiscal_year": "_v_fy", "programme": "_v_programme",
+                 "used": "_used", "has_exams": "_has_exams"})
+        .unique("voucher_no", keep="none")
+    )  # fmt: skip
+    people = (
+        residents.identity_frame(vouchers["_atena"].unique().sort().to_list())
+        .rename({"atena_no": "_atena", "birth_date": "_p_birth", "sex": "_p_sex",
+                 "name_kana": "_p_kana", "status": "_p_status"})
+        .drop("since")
+        .unique("_atena", keep="none")
+        .with_columns(_p_atena=pl.lit(True))
+    )  # fmt: skip
     frame = frame.join(vouchers, on="voucher_no", how="left").join(people, on="_atena", how="left")
     kana = _col(frame, "name_kana")
     registered = pl.col("_p_kana")
@@ -324,11 +327,11 @@ def _matched(frame: pl.DataFrame, fiscal_year: int, sender: str) -> pl.DataFrame
 def _not_on_record(frame: pl.DataFrame, fiscal_year: int) -> pl.DataFrame:
     """``_ok`` narrowed to rows whose exam (person, method, day, 追跡検査) is not on record —
     asked only for holders with some exam of the year on record."""
-    holders = frame.filter(pl.col("_ok") & pl.col("_has_exams"))["_atena"].unique().to_list()
-    if not holders:
+    holders = frame.filter(pl.col("_ok") & pl.col("_has_exams"))["_atena"].unique().sort()
+    if holders.is_empty():
         return frame
     stored = _frame(
-        [(a, m, date.fromisoformat(d), f) for a, m, d, f in screening.exam_keys(holders,
+        [(a, m, date.fromisoformat(d), f) for a, m, d, f in screening.exam_keys(holders.to_list(),
                                                                                fiscal_year)],
         {"_atena": pl.String, "_method": pl.String, "_exam": pl.Date, "_follow_up": pl.Boolean},
     ).unique().with_columns(pl.lit(True).alias("_stored"))  # fmt: skip
@@ -387,7 +390,7 @@ _KEPT = (
     "billing_category", "_birth", "_exam", "_sex", "_setting", "_follow_up", "_method",
     "_programme", "_rule_sex", "_min_age", "_max_age", "_results", "_ok", "_smoking",
 )  # fmt: skip
-CHUNK = 50_000
+CHUNK = 100_000
 
 
 def _prepared(plain: Plain, ctx: rules.Context) -> pl.DataFrame:
