@@ -148,68 +148,66 @@ def kana_fold(expr: pl.Expr) -> pl.Expr:
     return expr.str.normalize("NFKC").str.replace_all(" ", "", literal=True)
 
 
+_METHOD_COLUMNS = {"_method_ok": pl.Boolean, "_method": pl.String, "_programme": pl.String,
+                   "_rule_sex": pl.Int64, "_min_age": pl.Int64, "_max_age": pl.Int64,
+                   "_results": pl.String}  # fmt: skip  # what _rule_columns adds
+
+
 def _method_checks(frame: pl.DataFrame, ctx: rules.Context) -> pl.DataFrame:
     """Per method: its code, programme, sex and age band, the result codes as JSON, and
-    whether every method-specific check passes (any other row: ok = False)."""
-    method = _col(frame, "method")
-    programme = _col(frame, "programme")
-    setting = pl.col("_setting")
-    follow_up = pl.col("_follow_up")
-    ok, code, prog, sex, lo, hi, results = ([] for _ in range(7))
-    for text in frame.select(method.unique()).to_series().to_list():
+    whether every method-specific check passes (a row of no known method: not ok).
+
+    Each method's rows are checked apart (partition_by): as one expression over the whole
+    frame, every method's checks and JSON were computed for every row."""
+    if "method" not in frame.columns:
+        frame = frame.with_columns(method=pl.lit(""))
+    parts = []
+    for (text,), part in frame.partition_by("method", as_dict=True).items():
         rule = ctx.methods.get(text)
         if rule is None:
+            unknown = [pl.lit(None, t).alias(k) for k, t in list(_METHOD_COLUMNS.items())[1:]]
+            parts.append(part.with_columns(pl.lit(False).alias("_method_ok"), *unknown))
             continue
-        here = method == text
-        conditions = [
-            (programme == "")
-            | (programme.replace_strict(dict(ctx.programmes), default=None) == rule.programme),
-            setting.is_in(list(rule.settings)),
-            follow_up.not_() | pl.lit(rule.triage),
-        ]
-        others = [k for k in rule.others or RESULT_KEYS if k not in rule.values]
-        conditions += [_col(frame, k) == "" for k in others]
-        pieces = []
-        codes = {}
-        for item in rule.items:
-            cell = _col(frame, item)
-            mapping = {a: json.dumps(c, ensure_ascii=False) for a, c in rule.values[item].items()}
-            coded = cell.replace_strict(mapping, default=None)
-            codes[item] = coded
-            conditions.append((cell == "") | coded.is_not_null())
-            if item in rule.required:
-                conditions.append(cell != "")
-            pieces.append(pl.lit(json.dumps(item) + ": ") + coded)
-        if rule.triage:
-            positive = codes.get("hpv") == json.dumps("positive")
-            missing = pl.any_horizontal([_col(frame, i) == "" for i in rule.items[1:]])
-            conditions.append(~(follow_up.not_() & positive & missing))
-        ok.append((here, pl.all_horizontal(conditions)))
-        code.append((here, pl.lit(rule.code)))
-        prog.append((here, pl.lit(rule.programme)))
-        sex.append((here, pl.lit({"any": 0, "male": 1, "female": 2}[rule.sex])))
-        lo.append((here, pl.lit(rule.min_age)))
-        hi.append((here, pl.lit(rule.max_age if rule.max_age is not None else 999)))
-        joined = pl.concat_str(pieces, separator=", ", ignore_nulls=True)
-        results.append((here, pl.lit("{") + joined.fill_null("") + pl.lit("}")))
+        parts.append(part.with_columns(*_rule_columns(part, rule, ctx)))
+    return pl.concat(parts, how="vertical_relaxed").sort("row_no")
 
-    def case(pairs: list[tuple[pl.Expr, pl.Expr]], default: Any, name: str) -> pl.Expr:
-        if not pairs:
-            return pl.lit(default).alias(name)
-        expr = pl.when(pairs[0][0]).then(pairs[0][1])
-        for when, then in pairs[1:]:
-            expr = expr.when(when).then(then)
-        return expr.otherwise(pl.lit(default)).alias(name)
 
-    return frame.with_columns(
-        case(ok, False, "_method_ok"),
-        case(code, None, "_method"),
-        case(prog, None, "_programme"),
-        case(sex, None, "_rule_sex"),
-        case(lo, None, "_min_age"),
-        case(hi, None, "_max_age"),
-        case(results, None, "_results"),
-    )
+def _rule_columns(part: pl.DataFrame, rule: rules.MethodRule, ctx: rules.Context) -> list[pl.Expr]:
+    programme = _col(part, "programme")
+    follow_up = pl.col("_follow_up")
+    conditions = [
+        (programme == "")
+        | (programme.replace_strict(dict(ctx.programmes), default=None) == rule.programme),
+        pl.col("_setting").is_in(list(rule.settings)),
+        follow_up.not_() | pl.lit(rule.triage),
+    ]
+    others = [k for k in rule.others or RESULT_KEYS if k not in rule.values]
+    conditions += [_col(part, k) == "" for k in others]
+    pieces = []
+    codes = {}
+    for item in rule.items:
+        cell = _col(part, item)
+        mapping = {a: json.dumps(c, ensure_ascii=False) for a, c in rule.values[item].items()}
+        coded = cell.replace_strict(mapping, default=None, return_dtype=pl.String)
+        codes[item] = coded
+        conditions.append((cell == "") | coded.is_not_null())
+        if item in rule.required:
+            conditions.append(cell != "")
+        pieces.append(pl.lit(json.dumps(item) + ": ") + coded)
+    if rule.triage:
+        positive = codes.get("hpv") == json.dumps("positive")
+        missing = pl.any_horizontal([_col(part, i) == "" for i in rule.items[1:]])
+        conditions.append(~(follow_up.not_() & positive & missing))
+    joined = pl.concat_str(pieces, separator=", ", ignore_nulls=True)
+    return [
+        pl.all_horizontal(conditions).fill_null(False).alias("_method_ok"),
+        pl.lit(rule.code).alias("_method"),
+        pl.lit(rule.programme).alias("_programme"),
+        pl.lit({"any": 0, "male": 1, "female": 2}[rule.sex], pl.Int64).alias("_rule_sex"),
+        pl.lit(rule.min_age, pl.Int64).alias("_min_age"),
+        pl.lit(rule.max_age if rule.max_age is not None else 999, pl.Int64).alias("_max_age"),
+        (pl.lit("{") + joined.fill_null("") + pl.lit("}")).alias("_results"),
+    ]
 
 
 def _checked(cells: pl.DataFrame, ctx: rules.Context) -> pl.DataFrame:
@@ -274,21 +272,15 @@ def _matched(frame: pl.DataFrame, fiscal_year: int, sender: str) -> pl.DataFrame
     whose voucher was never used and whose exam is not on record (those rows the row path
     compares, updates or quarantines)."""
     numbers = frame.filter("_ok")["voucher_no"].unique().sort().to_list()
-    vouchers = (
-        screening.voucher_holders(numbers, fiscal_year)
+    found = (
+        screening.voucher_holders(numbers, fiscal_year,
+                                  residents.current_identity_join("v.atena_no"))
         .rename({"atena_no": "_atena", "fiscal_year": "_v_fy", "programme": "_v_programme",
-                 "used": "_used", "has_exams": "_has_exams"})
+                 "used": "_used", "has_exams": "_has_exams", "birth_date": "_p_birth",
+                 "sex": "_p_sex", "name_kana": "_p_kana", "status": "_p_status"})
         .unique("voucher_no", keep="none")
     )  # fmt: skip
-    people = (
-        residents.identity_frame(vouchers["_atena"].unique().sort().to_list())
-        .rename({"atena_no": "_atena", "birth_date": "_p_birth", "sex": "_p_sex",
-                 "name_kana": "_p_kana", "status": "_p_status"})
-        .drop("since")
-        .unique("_atena", keep="none")
-        .with_columns(_p_atena=pl.lit(True))
-    )  # fmt: skip
-    frame = frame.join(vouchers, on="voucher_no", how="left").join(people, on="_atena", how="left")
+    frame = frame.join(found, on="voucher_no", how="left")
     kana = _col(frame, "name_kana")
     registered = pl.col("_p_kana")
     kana_ok = (
@@ -307,7 +299,7 @@ def _matched(frame: pl.DataFrame, fiscal_year: int, sender: str) -> pl.DataFrame
         pl.col("_atena").is_not_null(),
         pl.col("_v_fy") == fiscal_year,
         (pl.col("_v_programme") == "") | (pl.col("_v_programme") == pl.col("_programme")),
-        pl.col("_p_atena").is_not_null(),
+        pl.col("_p_status").is_not_null(),  # the holder has a current record
         birth == pl.col("_birth"),
         pl.col("_p_sex") == pl.col("_sex"),
         kana_ok,

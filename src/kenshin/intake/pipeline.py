@@ -470,36 +470,49 @@ def _new_rows(batch: ImportBatch, clean: Any) -> Iterator[tuple[str, list[Any]]]
     """The SELECT of every new row of the batch without a 精検 report — the StagedRows and the
     clean rows staged together (StagedFrame) — for ``screening.insert_exams_from``.
 
-    With a frame, both go into one temporary table (COPY / executemany of the frame, then the
-    StagedRows copied in the database), read in 宛名番号 order: the exam table's person index
-    then grows in order, and PostgreSQL, told the table's size (ANALYZE), hashes the look-ups
-    for 初回 and for exams already on record instead of probing the index 300,000 times. JIT
-    is off for it (compiling the plan cost 0.4 s of a 3 s statement), and the sort by 宛名番号
-    gets the memory to stay off the disk (64 MB, for this transaction only).
+    The frame's rows go into a temporary table (COPY / executemany), only the columns that
+    vary: a column with one value in every clean row (the year, the blank クーポン番号 and
+    請求月, often 偶発症 and 請求区分) is given once, in the SELECT. They are read with the
+    StagedRows in 宛名番号 order: the exam table's person index then grows in order, and
+    PostgreSQL, told the table's size (ANALYZE), hashes the look-ups for 初回 and for exams
+    already on record instead of probing the index 300,000 times. JIT is off for it
+    (compiling the plan cost 0.4 s of a 3 s statement), and the sort gets the memory to stay
+    off the disk (64 MB, for this transaction only).
     """
-    select, params = _new_rows_sql(batch)
+    staged_select, staged_params = _new_rows_sql(batch)
     if clean is None:
-        yield select, params
+        yield staged_select, staged_params
         return
+    columns = list(screening.EXAM_COLUMNS)
+    frame = clean.with_columns(fiscal_year=batch.fiscal_year).select(columns)
+    keys = ("atena_no", "method", "exam_date", "hpv_follow_up")  # what an exam is: always read
+    constant = {
+        c: frame[c][0]
+        for c in columns
+        if c == "fiscal_year" or (c not in keys and frame[c].n_unique() == 1)
+    }
+    varying = [c for c in columns if c not in constant]
+    table = StagedRow._meta.db_table
+    shape = f"SELECT {', '.join(varying)} FROM {table} WHERE 1 = 0"  # noqa: S608  # nosec B608 - names from code
     postgres = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         if postgres:
-            cursor.execute(
-                f"CREATE TEMP TABLE {_NEW_ROWS} ON COMMIT DROP AS {select} WITH NO DATA", params
-            )
+            cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} ON COMMIT DROP AS {shape}")
         else:
             cursor.execute(f"DROP TABLE IF EXISTS temp.{_NEW_ROWS}")
-            cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} AS {select} LIMIT 0", params)
-        columns = list(screening.EXAM_COLUMNS)
-        frame = clean.with_columns(fiscal_year=batch.fiscal_year).select(columns)
-        insert_frame_into(_NEW_ROWS, columns, frame)
-        cursor.execute(f"INSERT INTO {_NEW_ROWS} ({', '.join(columns)}) {select}", params)  # nosec B608 - names from code
+            cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} AS {shape}")
+        insert_frame_into(_NEW_ROWS, varying, frame.select(varying))
         if postgres:
             cursor.execute(f"ANALYZE {_NEW_ROWS}")
             cursor.execute("SET LOCAL jit = off")
-            cursor.execute("SET LOCAL work_mem = '64MB'")  # the 宛名番号 sort in memory
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+    picked = ", ".join(c if c in varying else f"%s AS {c}" for c in columns)
     try:
-        yield f"SELECT * FROM {_NEW_ROWS} ORDER BY atena_no", []  # noqa: S608  # nosec B608
+        yield (
+            f"SELECT * FROM (SELECT {picked} FROM {_NEW_ROWS} UNION ALL {staged_select}) u "  # noqa: S608  # nosec B608 - names from code
+            "ORDER BY atena_no",
+            [constant[c] for c in columns if c in constant] + staged_params,
+        )
     finally:
         if not postgres:
             with connection.cursor() as cursor:

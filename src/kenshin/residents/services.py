@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from kenshin.core import audit, clock
-from kenshin.core.bulk import in_list, query_frame, whole_table_scan
+from kenshin.core.bulk import in_list, whole_table_scan
 from kenshin.core.text import kana_search_key, name_search_key, normalize_digits
 from kenshin.core.wareki import parse_date
 from kenshin.linkage import services as linkage
@@ -593,18 +593,6 @@ def identity_rows(atena_nos: Sequence[str]) -> list[tuple[str, str, int, str, st
         return cursor.fetchall()
 
 
-def identity_frame(atena_nos: Sequence[str]) -> Any:
-    """The same as :func:`identity_rows` as a polars DataFrame (atena_no, birth_date,
-    sex, name_kana, status, since): what the columnar result intake joins, without a Python
-    tuple per person (core.bulk.query_frame)."""
-    import polars as pl
-
-    sql, params = _identities_sql(atena_nos)
-    schema = {"atena_no": pl.String, "birth_date": pl.Date, "sex": pl.Int64,
-              "name_kana": pl.String, "status": pl.String, "since": pl.Date}  # fmt: skip
-    return query_frame(sql, params, schema)
-
-
 def _identities_sql(atena_nos: Sequence[str]) -> tuple[str, list[Any]]:
     table = ResidentVersion._meta.db_table
     clause, params = in_list("atena_no", atena_nos)
@@ -636,6 +624,33 @@ def identities_of(atena_nos: Iterable[str]) -> dict[str, Identity]:
 # ---------------------------------------------------------------- set-based reads (roster build)
 # The roster build (screening) joins the register in SQL for a million people at once; these
 # return the SELECTs it may embed, so the register's tables stay this app's business.
+
+
+def current_identity_join(atena_column: str) -> tuple[str, list[Any]]:
+    """A LEFT JOIN that adds, as ``r``, the current record (birth_date, sex, name_kana,
+    status) of the person named in ``atena_column``: for another app's SELECT that looks up
+    many people at once (the result intake's vouchers and their holders in one query).
+
+    PostgreSQL: a LATERAL look-up kept apart by its LIMIT, one descent of an index per row
+    whatever the statistics say (right after a bulk load they say the register is empty; a
+    plain join, or a LATERAL without the LIMIT, which is flattened into one, was then
+    planned as a scan of the register per voucher: minutes). SQLite: a plain join on the
+    partial unique index.
+    """
+    table = ResidentVersion._meta.db_table
+    columns = "birth_date, sex, name_kana, status"
+    if connection.vendor == "postgresql":
+        return (
+            f"LEFT JOIN LATERAL (SELECT {columns} FROM {table} "  # noqa: S608  # nosec B608 - fixed names
+            f"WHERE municipality_code = %s AND atena_no = {atena_column} AND valid_to IS NULL "
+            "LIMIT 1) r ON TRUE",  # LIMIT: not flattened into a join the planner may misjudge
+            [settings.MUNICIPALITY_CODE],
+        )
+    return (
+        f"LEFT JOIN {table} r ON r.municipality_code = %s AND r.atena_no = {atena_column} "
+        "AND r.valid_to IS NULL",
+        [settings.MUNICIPALITY_CODE],
+    )
 
 
 def register_on_sql(day: date) -> tuple[str, list[Any]]:

@@ -73,16 +73,19 @@ def vouchers_by_number(numbers: Iterable[str]) -> dict[str, VoucherRecord]:
     return out
 
 
-def voucher_holders(numbers: Sequence[str], fiscal_year: int) -> Any:
+def voucher_holders(
+    numbers: Sequence[str], fiscal_year: int, holder_join: tuple[str, list[Any]]
+) -> Any:
     """For each voucher issued under these (distinct, sorted) numbers, in one query, a polars
     DataFrame: voucher_no, atena_no, fiscal_year, programme, used (an exam on record was taken
-    with it), has_exams (its holder has an exam on record in ``fiscal_year``) — what the
-    columnar intake joins.
+    with it), has_exams (its holder has an exam on record in ``fiscal_year``), then the
+    holder's birth_date, sex, name_kana, status from ``holder_join`` (a LEFT JOIN as ``r`` on
+    ``v.atena_no``, residents.current_identity_join) — what the columnar intake joins.
 
-    Why one query with the two EXISTS: asked for every voucher of a 300,000-row file, separate
-    look-ups cost a round of 300,000 keys each. Every condition names the 団体コード as a
-    constant, so each EXISTS is one descent of its index whatever the statistics say (right
-    after a bulk load they say the tables are empty).
+    Why one query: asked for every voucher of a 300,000-row file, each separate look-up costs
+    a round of 300,000 keys. Every condition names the 団体コード as a constant, so each EXISTS
+    is one descent of its index whatever the statistics say (right after a bulk load they
+    say the tables are empty).
     """
     import polars as pl
 
@@ -90,6 +93,7 @@ def voucher_holders(numbers: Sequence[str], fiscal_year: int) -> Any:
     exam, voucher = Exam._meta.db_table, Voucher._meta.db_table
     clause, params = in_list("v.voucher_no", numbers)
     first, last = date(fiscal_year, 4, 1), date(fiscal_year + 1, 3, 31)
+    join, join_params = holder_join
     sql = (
         "SELECT v.voucher_no, v.atena_no, v.fiscal_year, v.programme, "  # noqa: S608  # nosec B608 - names from _meta
         f"CASE WHEN EXISTS (SELECT 1 FROM {exam} u{_index_hint('exam_voucher')} "
@@ -97,12 +101,15 @@ def voucher_holders(numbers: Sequence[str], fiscal_year: int) -> Any:
         "AND NOT (u.voucher_no = '')) THEN 1 ELSE 0 END, "
         f"CASE WHEN EXISTS (SELECT 1 FROM {exam} e{person_index_hint()} "
         "WHERE e.municipality_code = %s AND e.atena_no = v.atena_no "
-        "AND e.exam_date >= %s AND e.exam_date <= %s) THEN 1 ELSE 0 END "
-        f"FROM {voucher} v WHERE v.municipality_code = %s AND {clause}"
+        "AND e.exam_date >= %s AND e.exam_date <= %s) THEN 1 ELSE 0 END, "
+        "CAST(r.birth_date AS TEXT), r.sex, r.name_kana, r.status "
+        f"FROM {voucher} v {join} WHERE v.municipality_code = %s AND {clause}"
     )
     schema = {"voucher_no": pl.String, "atena_no": pl.String, "fiscal_year": pl.Int64,
-              "programme": pl.String, "used": pl.Boolean, "has_exams": pl.Boolean}  # fmt: skip
-    return query_frame(sql, [mc, mc, first, last, mc, *params], schema)
+              "programme": pl.String, "used": pl.Boolean, "has_exams": pl.Boolean,
+              "birth_date": pl.Date, "sex": pl.Int64, "name_kana": pl.String,
+              "status": pl.String}  # fmt: skip
+    return query_frame(sql, [mc, mc, first, last, *join_params, mc, *params], schema)
 
 
 def exam_keys(atena_nos: Sequence[str], fiscal_year: int) -> list[tuple[str, str, str, bool]]:
