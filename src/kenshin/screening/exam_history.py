@@ -536,12 +536,23 @@ def insert_exams_from(
         # Two commits of the same rows at once: the second waits, then sees the first's rows.
         serialise(f"kenshin.screening.exams.{mc}")
         with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING id, needs_seiken", [*head, *params, fiscal_year, mc])
-            inserted = cursor.fetchall()
-        written = len(inserted)
+            values = [*head, *params, fiscal_year, mc]
+            if connection.vendor == "postgresql":
+                # Only the count and the 要精検 ids leave the server (not a row per exam).
+                cursor.execute(
+                    f"WITH ins AS ({sql} RETURNING id, needs_seiken) "  # noqa: S608  # nosec B608 - the INSERT above
+                    "SELECT count(*), array_agg(id) FILTER (WHERE needs_seiken) FROM ins",
+                    values,
+                )
+                written, seiken_ids = cursor.fetchone()
+                seiken_ids = seiken_ids or []
+            else:
+                cursor.execute(f"{sql} RETURNING id, needs_seiken", values)
+                inserted = cursor.fetchall()
+                written, seiken_ids = len(inserted), [pk for pk, seiken in inserted if seiken]
         cases = 0
         if written:
-            cases = _open_new_cases(mc, [pk for pk, seiken in inserted if seiken], recorded_by)
+            cases = _open_new_cases(mc, seiken_ids, recorded_by)
             audit.record(
                 audit.Event.IMPORT,
                 actor,
