@@ -19,9 +19,9 @@ For each database, in a fresh database:
      with a wrong 生年月日 (quarantine) — their counts are printed and checked;
   3. measure (own process): ``actions.receive_file`` + ``actions.stage_batch`` (parse, check,
      match, stage), then ``actions.commit_batch(VALID_ONLY)``, each timed, with the stages
-     inside them (time spent in check_row, the look-ups, the staged-row writes; the exam
-     writes, 要精検 cases, 初回 update), the process's peak RSS, and the exams written (must
-     equal the batch's new rows);
+     inside them (the columnar fast path's steps — intake/columnar.py — and the row path's
+     for the rows it leaves; the exam writes, 要精検 cases), the process's peak RSS, and the
+     exams written (must equal the batch's new rows);
   4. raw (own process): the same file parsed with csv + cp932 only (no checks; 和暦 dates
      converted), then the rows the pipeline wrote inserted into an empty copy of the exam
      table (same columns and indexes): COPY on PostgreSQL, executemany in one transaction on
