@@ -154,7 +154,8 @@ def insert_frame_into(table: str, cols: Sequence[str], frame: Any, using: str = 
 
     Why: a frame of 300,000 checked rows written through :func:`bulk_insert` goes back through
     a Python tuple per row. PostgreSQL: the frame is written as CSV by polars (native code)
-    and sent in one ``COPY … (FORMAT csv)``; NULL is ``\\N``, so an empty text stays empty.
+    and sent in one ``COPY … (FORMAT csv)``: a null is an unquoted empty field, an empty text
+    is written quoted (``""``) and stays empty — and any text, ``\\N`` included, stays text.
     SQLite: one executemany over the frame's rows, dates as ISO text and booleans as 0/1 —
     how Django stores them there. Inside the caller's transaction, like bulk_insert.
     """
@@ -165,10 +166,10 @@ def insert_frame_into(table: str, cols: Sequence[str], frame: Any, using: str = 
     if conn.vendor == "postgresql":
         from psycopg import sql
 
-        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL '\\N')").format(
+        stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols))
         )
-        data = frame.write_csv(include_header=False, null_value="\\N").encode("utf-8")
+        data = frame.write_csv(include_header=False).encode("utf-8")
         with conn.wrap_database_errors, conn.cursor() as cursor, cursor.cursor.copy(stmt) as copy:
             for i in range(0, len(data), 1 << 22):
                 copy.write(data[i : i + (1 << 22)])

@@ -32,7 +32,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -161,14 +161,12 @@ def _method_checks(frame: pl.DataFrame, ctx: rules.Context) -> pl.DataFrame:
     frame, every method's checks and JSON were computed for every row."""
     if "method" not in frame.columns:
         frame = frame.with_columns(method=pl.lit(""))
-    parts = []
-    for (text,), part in frame.partition_by("method", as_dict=True).items():
-        rule = ctx.methods.get(text)
-        if rule is None:
-            unknown = [pl.lit(None, t).alias(k) for k, t in list(_METHOD_COLUMNS.items())[1:]]
-            parts.append(part.with_columns(pl.lit(False).alias("_method_ok"), *unknown))
-            continue
-        parts.append(part.with_columns(*_rule_columns(part, rule, ctx)))
+    known = pl.col("method").is_in(list(ctx.methods))
+    unknown = [pl.lit(None, t).alias(k) for k, t in list(_METHOD_COLUMNS.items())[1:]]
+    # Rows of no known method (however many different texts) are one part, never checked.
+    parts = [frame.filter(~known).with_columns(pl.lit(False).alias("_method_ok"), *unknown)]
+    for (text,), part in frame.filter(known).partition_by("method", as_dict=True).items():
+        parts.append(part.with_columns(*_rule_columns(part, ctx.methods[text], ctx)))
     return pl.concat(parts, how="vertical_relaxed").sort("row_no")
 
 
@@ -353,27 +351,42 @@ class Split:
     """The file divided: clean rows as staged-row columns, the rest for the row path."""
 
     clean: pl.DataFrame  # pipeline._ALL_FIELDS, ready for core.bulk.insert_frame
-    rest: list[rules.CheckedRow]  # in file order
+    rest: Iterator[rules.CheckedRow]  # in file order, checked one by one as they are read
 
 
 def split(
     plain: Plain, ctx: rules.Context, batch_id: int, sender: str, fields: Sequence[str]
 ) -> Split:
-    """Check and match the file as columns; the clean rows as staged rows, the others checked
-    one by one (``rules.check_row``) for the row path."""
+    """Check and match the file as columns; the clean rows as staged rows, the others to be
+    checked one by one (``rules.check_row``) by the row path."""
     frame = _prepared(plain, ctx)
     frame = _matched(frame, ctx.fiscal_year, sender)
     frame = _unique_in_file(frame)
     clean = frame.filter("_ok")
     others = plain.lines.join(clean.select("row_no"), on="row_no", how="anti")
-    rest = [rules.check_row(_source_row(n, line, plain), ctx) for n, line in others.iter_rows()]
-    demoted = _colliding(clean, rest)
+    demoted = _colliding(clean, _row_path_keys(others, plain, ctx))
     if demoted:
-        lines = plain.lines.filter(pl.col("row_no").is_in(sorted(demoted)))
-        rest += [rules.check_row(_source_row(n, line, plain), ctx) for n, line in lines.iter_rows()]
-        rest.sort(key=lambda r: r.source.row_no)
         clean = clean.filter(~pl.col("row_no").is_in(sorted(demoted)))
+        others = plain.lines.join(clean.select("row_no"), on="row_no", how="anti")
+    others = others.sort("row_no")
+    rest = (rules.check_row(_source_row(n, line, plain), ctx) for n, line in others.iter_rows())
     return Split(_staged(clean, batch_id, fields), rest)
+
+
+def _row_path_keys(
+    lines: pl.DataFrame, plain: Plain, ctx: rules.Context
+) -> list[tuple[str, str, str, str, date, bool]]:
+    """For each row the row path will check: (voucher, 宛名番号, method, programme, 受診日,
+    追跡検査) as check_row reads them — only these small keys are kept (a chunk of checked
+    rows at a time), so that a file whose rows mostly take the row path stays within memory."""
+    out = []
+    for start in range(0, lines.height, CHUNK):
+        for row_no, line in lines.slice(start, CHUNK).iter_rows():
+            r = rules.check_row(_source_row(row_no, line, plain), ctx)
+            if r.method is not None and r.exam_date is not None:
+                out.append((r.voucher_no, r.atena_no, r.method.code, r.method.programme,
+                            r.exam_date, r.hpv_follow_up))  # fmt: skip
+    return out
 
 
 # What the later steps read of the checked cells (the rest is dropped chunk by chunk).
@@ -429,20 +442,18 @@ def _source_row(row_no: int, line: str, plain: Plain) -> SourceRow:
     return row_of(row_no, plain.keys, line.split(","), None, plain.width)
 
 
-def _colliding(clean: pl.DataFrame, rest: list[rules.CheckedRow]) -> set[int]:
+def _colliding(clean: pl.DataFrame, rest: list[tuple[str, str, str, str, date, bool]]) -> set[int]:
     """Clean rows sharing an exam key or a (voucher, programme) with a row of the row path —
     by any person that row could turn out to be (its voucher's holder or its 宛名番号)."""
-    numbers = [r.voucher_no for r in rest if r.voucher_no]
+    numbers = [voucher for voucher, *_ in rest if voucher]
     holders = {v.voucher_no: v.atena_no for v in screening.vouchers_by_number(numbers).values()}
     keys: set[tuple[str, str, date, bool]] = set()
     vouchers: set[tuple[str, str]] = set()
-    for r in rest:
-        if r.method is None or r.exam_date is None:
-            continue
-        for atena in {holders.get(r.voucher_no, ""), r.atena_no} - {""}:
-            keys.add((atena, r.method.code, r.exam_date, r.hpv_follow_up))
-        if r.voucher_no:
-            vouchers.add((r.voucher_no, r.method.programme))
+    for voucher, atena_no, method, programme, day, follow_up in rest:
+        for atena in {holders.get(voucher, ""), atena_no} - {""}:
+            keys.add((atena, method, day, follow_up))
+        if voucher:
+            vouchers.add((voucher, programme))
     key_cols = {"_atena": pl.String, "_method": pl.String, "_exam": pl.Date,
                 "_follow_up": pl.Boolean}  # fmt: skip
     by_key = clean.join(_frame(sorted(keys), key_cols), on=list(key_cols), how="semi")

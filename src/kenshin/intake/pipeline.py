@@ -11,7 +11,9 @@ state: killed at any moment, the database is as it was before the commit, and a 
 committed once cannot be committed again.
 
 Memory stays flat: only a chunk of rows is held at a time, plus one small key per valid row
-for the duplicate-in-file check.
+for the duplicate-in-file check. A plain CSV file is first read as columns (intake/columnar.py):
+then the file's frames are held, and the rows left to this path are still checked a chunk at
+a time.
 """
 
 from __future__ import annotations
@@ -366,7 +368,7 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
             counts.rows = counts.new = split.clean.height
             if progress is not None:
                 progress(label, split.clean.height, total)
-            rows: Iterator[rules.CheckedRow] = iter(split.rest)
+            rows: Iterator[rules.CheckedRow] = split.rest
         else:
             rows = _checked(source, ctx)
         while chunk := list(islice(rows, CHUNK)):
@@ -495,12 +497,12 @@ def _new_rows(batch: ImportBatch, clean: Any) -> Iterator[tuple[str, list[Any]]]
     table = StagedRow._meta.db_table
     shape = f"SELECT {', '.join(varying)} FROM {table} WHERE 1 = 0"  # noqa: S608  # nosec B608 - names from code
     postgres = connection.vendor == "postgresql"
+    own = f"{'pg_temp' if postgres else 'temp'}.{_NEW_ROWS}"  # this session's, never a table
     with connection.cursor() as cursor:
-        if postgres:
-            cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} ON COMMIT DROP AS {shape}")
-        else:
-            cursor.execute(f"DROP TABLE IF EXISTS temp.{_NEW_ROWS}")
-            cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} AS {shape}")
+        cursor.execute(
+            f"DROP TABLE IF EXISTS {own}"
+        )  # left by an earlier commit in this transaction
+        cursor.execute(f"CREATE TEMP TABLE {_NEW_ROWS} AS {shape}")
         insert_frame_into(_NEW_ROWS, varying, frame.select(varying).sort("atena_no"))
         if postgres:
             cursor.execute(f"ANALYZE {_NEW_ROWS}")
@@ -513,9 +515,8 @@ def _new_rows(batch: ImportBatch, clean: Any) -> Iterator[tuple[str, list[Any]]]
             [constant[c] for c in columns if c in constant] + staged_params,
         )
     finally:
-        if not postgres:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE IF EXISTS temp.{_NEW_ROWS}")
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {own}")
 
 
 @dataclass

@@ -150,7 +150,9 @@ def _town(tmp_path: Any) -> None:
     screening.issue_vouchers("test", 2025, VOUCHERED)
 
 
-def _file(seed: int, spoil_share: float, rows: int = 160) -> tuple[bytes, int]:
+def _file(
+    seed: int, spoil_share: float, rows: int = 160, encoding: str | None = None
+) -> tuple[bytes, int]:
     """A clinic's file of ``rows`` rows for the register, ``spoil_share`` of them spoiled (and
     some rows repeated, some vouchers reused): deterministic from ``seed``."""
     rng = random.Random(seed)
@@ -208,7 +210,8 @@ def _file(seed: int, spoil_share: float, rows: int = 160) -> tuple[bytes, int]:
             twin = dict(row, exam_date=(exam + timedelta(days=1)).isoformat(),
                         institution_code="3410000002")  # fmt: skip
             out.append(twin)  # the same voucher at another clinic
-    return csv_bytes(out, encoding=rng.choice(["utf-8", "utf-8-sig", "cp932"])), spoiled
+    encoding = encoding or rng.choice(["utf-8", "utf-8-sig", "cp932"])
+    return csv_bytes(out, encoding=encoding), spoiled
 
 
 def _snapshot(batch: Any) -> tuple[dict[str, int], list[dict[str, Any]]]:
@@ -271,6 +274,59 @@ def test_a_clean_file_is_staged_by_the_fast_path_and_commits(tmp_path, settings)
         for name in pipeline.EXAM_FIELDS:
             if name != "seiken":
                 assert getattr(exam, name) == getattr(row, name), name
+
+
+def _lines(seed: int, rows: int) -> list[str]:
+    data, _ = _file(seed, spoil_share=0.0, rows=rows, encoding="utf-8")
+    return data.decode("utf-8").split("\r\n")[: rows + 1]
+
+
+def _set(line: str, header: str, column: str, value: str) -> str:
+    cells = line.split(",")
+    cells[header.split(",").index(column)] = value
+    return ",".join(cells)
+
+
+def test_text_that_looks_like_copys_null_stays_text(tmp_path, settings):
+    """A clean row's 検診場所 of \\N (MySQL's NULL in a clinic's export) is text to keep; the
+    commit's COPY once read it as NULL and refused the whole batch on PostgreSQL."""
+    settings.INTAKE_DIR = tmp_path / "intake"
+    _town(tmp_path)
+    lines = _lines(5, 6)
+    lines[1] = _set(lines[1], lines[0], "検診場所", "\\N")
+    lines[2] = _set(lines[2], lines[0], "検診場所", "診療所")
+    batch, fast = _both_ways(settings, "\r\n".join(lines).encode("utf-8"), "null.csv")
+    assert fast == 6
+    actions.commit_batch("kakutei", batch.pk, CommitMode.VALID_ONLY)
+    places = set(Exam.objects.filter(fiscal_year=2025).values_list("place", flat=True))
+    assert places == {"\\N", "診療所", ""}
+
+
+def test_a_file_whose_rows_all_have_another_width_is_staged_as_errors(tmp_path, settings):
+    settings.INTAKE_DIR = tmp_path / "intake"
+    _town(tmp_path)
+    lines = _lines(6, 5)
+    shifted = [lines[0]] + [line + "," for line in lines[1:]]
+    batch, fast = _both_ways(settings, "\r\n".join(shifted).encode("utf-8"), "wide.csv")
+    assert fast == 0 and batch.counts["error"] == batch.counts["rows"] == 5
+
+
+def test_rows_left_to_the_row_path_in_bulk_and_two_commits_in_one_transaction(tmp_path, settings):
+    """Every row fills 請求月 (the row path checks it): the same staged rows both ways. Then
+    two batches with clean rows committed in one transaction (the commit's temporary table)."""
+    settings.INTAKE_DIR = tmp_path / "intake"
+    settings.INTAKE_APPROVAL_ROWS = 10**6
+    _town(tmp_path)
+    lines = _lines(8, 20)
+    monthly = [lines[0]] + [_set(line, lines[0], "請求月", "2025-06") for line in lines[1:11]]
+    first, fast = _both_ways(settings, "\r\n".join(monthly).encode("utf-8"), "monthly.csv")
+    assert fast == 0 and first.counts["new"] == 10
+    rest = "\r\n".join([lines[0], *lines[11:]]).encode("utf-8")
+    second, fast = _both_ways(settings, rest, "rest.csv")
+    assert fast == second.counts["new"] == 10
+    written = [actions.commit_batch("kakutei", b.pk, CommitMode.VALID_ONLY).written
+               for b in (second, first)]  # fmt: skip
+    assert written == [10, 10]
 
 
 def test_rows_pages_list_the_fast_paths_new_rows(tmp_path, settings, monkeypatch):
