@@ -142,13 +142,6 @@ def copy_stream(
             yield copy.write
 
 
-def insert_frame(
-    model: type[models.Model], fields: Sequence[str], frame: Any, using: str = "default"
-) -> None:
-    """Append a polars DataFrame whose columns are the model's `fields` (in that order)."""
-    insert_frame_into(model._meta.db_table, column_names(model, fields), frame, using)
-
-
 def insert_frame_into(table: str, cols: Sequence[str], frame: Any, using: str = "default") -> None:
     """Append a polars DataFrame whose columns are `cols` (in that order) to `table`.
 

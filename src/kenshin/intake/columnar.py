@@ -350,7 +350,7 @@ def _unique_in_file(frame: pl.DataFrame) -> pl.DataFrame:
 class Split:
     """The file divided: clean rows as staged-row columns, the rest for the row path."""
 
-    clean: pl.DataFrame  # pipeline._ALL_FIELDS, ready for core.bulk.insert_frame
+    clean: pl.DataFrame  # in pipeline._ALL_FIELDS, what a StagedFrame holds
     rest: Iterator[rules.CheckedRow]  # in file order, checked one by one as they are read
 
 
