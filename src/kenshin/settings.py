@@ -341,7 +341,7 @@ INTAKE_MAX_XLSX_EXPANDED = 256 * 1024 * 1024
 INTAKE_MAX_ZIP_RATIO = 100
 # Above this many new or corrected rows, a second person approves before the commit.
 # The columnar fast path of staging (intake/columnar.py); off only to compare it with the
-# row-by-row path (tests, bench/intake.py --rows-only).
+# row-by-row path (intake/tests/test_columnar.py) or to look into a file's staging.
 INTAKE_COLUMNAR = os.environ.get("KENSHIN_INTAKE_COLUMNAR", "1") == "1"
 INTAKE_APPROVAL_ROWS = int(os.environ.get("KENSHIN_INTAKE_APPROVAL_ROWS", 1_000))
 EMAIL_HOST = os.environ.get("KENSHIN_EMAIL_HOST", "localhost")

@@ -42,6 +42,7 @@ from django.conf import settings
 
 from kenshin.intake import rules
 from kenshin.intake.layout import RESULT_KEYS, SourceRow
+from kenshin.intake.models import StagedFrame
 from kenshin.intake.readers import MAX_CELL, Profile, Source, row_of
 from kenshin.residents import services as residents
 from kenshin.screening import services as screening
@@ -252,6 +253,26 @@ def _checked(cells: pl.DataFrame, ctx: rules.Context) -> pl.DataFrame:
     )  # fmt: skip
 
 
+# What the later steps read of the checked cells (the rest is dropped chunk by chunk).
+_KEPT = (
+    "row_no", "voucher_no", "name_kana", "institution_code", "place", "complication",
+    "billing_category", "_birth", "_exam", "_sex", "_setting", "_follow_up", "_method",
+    "_programme", "_rule_sex", "_min_age", "_max_age", "_results", "_ok", "_smoking",
+)  # fmt: skip
+CHUNK = 100_000
+
+
+def _prepared(plain: Plain, ctx: rules.Context) -> pl.DataFrame:
+    """Split and check the lines a chunk at a time, keeping only the columns the later steps
+    read: a 300,000-row file split into all its columns at once held 330 MiB more."""
+    parts = []
+    for start in range(0, plain.lines.height, CHUNK):
+        chunk = Plain(plain.lines.slice(start, CHUNK), plain.keys, plain.width)
+        checked = _checked(_cells(chunk), ctx)
+        parts.append(checked.select(_col(checked, k).alias(k) for k in _KEPT))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
 # ------------------------------------------------------------------------------ matching
 
 
@@ -320,9 +341,9 @@ def _not_on_record(frame: pl.DataFrame, fiscal_year: int) -> pl.DataFrame:
     holders = frame.filter(pl.col("_ok") & pl.col("_has_exams"))["_atena"].unique().sort()
     if holders.is_empty():
         return frame
+    keys = screening.exam_keys(holders.to_list(), fiscal_year)
     stored = _frame(
-        [(a, m, date.fromisoformat(d), f) for a, m, d, f in screening.exam_keys(holders.to_list(),
-                                                                               fiscal_year)],
+        [(a, m, date.fromisoformat(d), f) for a, m, d, f in keys],
         {"_atena": pl.String, "_method": pl.String, "_exam": pl.Date, "_follow_up": pl.Boolean},
     ).unique().with_columns(pl.lit(True).alias("_stored"))  # fmt: skip
     frame = frame.join(stored, on=["_atena", "_method", "_exam", "_follow_up"], how="left")
@@ -387,53 +408,6 @@ def _row_path_keys(
                 out.append((r.voucher_no, r.atena_no, r.method.code, r.method.programme,
                             r.exam_date, r.hpv_follow_up))  # fmt: skip
     return out
-
-
-# What the later steps read of the checked cells (the rest is dropped chunk by chunk).
-_KEPT = (
-    "row_no", "voucher_no", "name_kana", "institution_code", "place", "complication",
-    "billing_category", "_birth", "_exam", "_sex", "_setting", "_follow_up", "_method",
-    "_programme", "_rule_sex", "_min_age", "_max_age", "_results", "_ok", "_smoking",
-)  # fmt: skip
-CHUNK = 100_000
-
-
-def _prepared(plain: Plain, ctx: rules.Context) -> pl.DataFrame:
-    """Split and check the lines a chunk at a time, keeping only the columns the later steps
-    read: a 300,000-row file split into all its columns at once held 330 MiB more."""
-    parts = []
-    for start in range(0, plain.lines.height, CHUNK):
-        chunk = Plain(plain.lines.slice(start, CHUNK), plain.keys, plain.width)
-        checked = _checked(_cells(chunk), ctx)
-        parts.append(checked.select(_col(checked, k).alias(k) for k in _KEPT))
-    return pl.concat(parts, how="vertical_relaxed")
-
-
-def to_parquet(frame: pl.DataFrame) -> bytes:
-    """The clean staged rows as the bytes of a StagedFrame (Parquet, zstd: 4.4 MB for 300,000)."""
-    out = io.BytesIO()
-    frame.write_parquet(out, compression="zstd")
-    return out.getvalue()
-
-
-def staged_frame(batch: Any) -> pl.DataFrame | None:
-    """The batch's clean rows staged together (StagedFrame), or None when it has none."""
-    from kenshin.intake.models import StagedFrame
-
-    data = StagedFrame.objects.filter(batch=batch).values_list("data", flat=True).first()
-    return None if data is None else pl.read_parquet(io.BytesIO(bytes(data)))
-
-
-def in_frame(batch: Any, key: tuple[str, str, date, bool]) -> bool:
-    """Is this exam (宛名番号, method, 受診日, 追跡検査) among the batch's clean staged rows?"""
-    frame = staged_frame(batch)
-    if frame is None:
-        return False
-    atena, method, day, follow_up = key
-    return not frame.filter(
-        (pl.col("atena_no") == atena) & (pl.col("method") == method)
-        & (pl.col("exam_date") == day) & (pl.col("hpv_follow_up") == follow_up)
-    ).is_empty()  # fmt: skip
 
 
 def _source_row(row_no: int, line: str, plain: Plain) -> SourceRow:
@@ -508,3 +482,31 @@ def _staged(frame: pl.DataFrame, batch_id: int, fields: Sequence[str]) -> pl.Dat
     }  # fmt: skip
     assert list(columns) == list(fields), "staged-row fields changed"  # nosec B101
     return frame.select(**columns)
+
+
+# ------------------------------------------------------------------------------ storage
+
+
+def to_parquet(frame: pl.DataFrame) -> bytes:
+    """The clean staged rows as the bytes of a StagedFrame (Parquet, zstd: 4.4 MB for 300,000)."""
+    out = io.BytesIO()
+    frame.write_parquet(out, compression="zstd")
+    return out.getvalue()
+
+
+def staged_frame(batch: Any) -> pl.DataFrame | None:
+    """The batch's clean rows staged together (StagedFrame), or None when it has none."""
+    data = StagedFrame.objects.filter(batch=batch).values_list("data", flat=True).first()
+    return None if data is None else pl.read_parquet(io.BytesIO(bytes(data)))
+
+
+def in_frame(batch: Any, key: tuple[str, str, date, bool]) -> bool:
+    """Is this exam (宛名番号, method, 受診日, 追跡検査) among the batch's clean staged rows?"""
+    frame = staged_frame(batch)
+    if frame is None:
+        return False
+    atena, method, day, follow_up = key
+    return not frame.filter(
+        (pl.col("atena_no") == atena) & (pl.col("method") == method)
+        & (pl.col("exam_date") == day) & (pl.col("hpv_follow_up") == follow_up)
+    ).is_empty()  # fmt: skip

@@ -587,21 +587,16 @@ def identity_rows(atena_nos: Sequence[str]) -> list[tuple[str, str, int, str, st
     Dates as text: date.fromisoformat is ten times the speed of the driver's converters, and
     a large file asks for 300,000 people.
     """
-    sql, params = _identities_sql(atena_nos)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _identities_sql(atena_nos: Sequence[str]) -> tuple[str, list[Any]]:
     table = ResidentVersion._meta.db_table
     clause, params = in_list("atena_no", atena_nos)
-    return (
+    sql = (
         "SELECT atena_no, CAST(birth_date AS TEXT), sex, name_kana, status, "  # noqa: S608
         f"CAST(valid_from AS TEXT) FROM {table} "  # nosec B608 - fixed names
-        f"WHERE municipality_code = %s AND valid_to IS NULL AND {clause}",
-        [settings.MUNICIPALITY_CODE, *params],
+        f"WHERE municipality_code = %s AND valid_to IS NULL AND {clause}"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [settings.MUNICIPALITY_CODE, *params])
+        return cursor.fetchall()
 
 
 def identities_of(atena_nos: Iterable[str]) -> dict[str, Identity]:
