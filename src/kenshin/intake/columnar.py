@@ -193,6 +193,11 @@ def _rule_columns(part: pl.DataFrame, rule: rules.MethodRule, ctx: rules.Context
         if item in rule.required:
             conditions.append(cell != "")
         pieces.append(pl.lit(json.dumps(item) + ": ") + coded)
+    if rule.days is not None:
+        # Only every day given and no 2日分 judgement is taken here; the other shapes (and
+        # their messages) are the row path's.
+        *days, whole = rule.items
+        conditions += [_col(part, d) != "" for d in days] + [_col(part, whole) == ""]
     if rule.triage:
         positive = codes.get("hpv") == json.dumps("positive")
         missing = pl.any_horizontal([_col(part, i) == "" for i in rule.items[1:]])

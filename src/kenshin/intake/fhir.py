@@ -32,6 +32,7 @@ from typing import Any
 
 from kenshin.core import clock
 from kenshin.intake.layout import COLUMNS, SourceRow
+from kenshin.intake.rules import NATIONAL_CODE
 from kenshin.programs import vocabularies
 
 # ------------------------------------------------------------------------------ national codes
@@ -80,6 +81,17 @@ SETTING_CODE = {"individual": "1", "group": "2"}
 SETTING_NAME = {"1": "個別受診", "2": "集団受診"}
 GENDER_SEX = {"male": "1", "female": "2"}
 SEX_GENDER = {1: "male", 2: "female"}
+
+# The national display of each code Kenshin writes where our label is not the national wording,
+# from the OID table (自治体検診の電子的標準様式に使用するOID表) as the JAMI IG's CodeSystems
+# transcribe it (input/fsh/codesystems/JP-MCheckupCodeSystems.fsh; docs/formats/fhir.md).
+_TARGET = {"1": "精密検査不要", "9": "判定不能"}
+NATIONAL_DISPLAY: dict[str, dict[str, str]] = {
+    "1.2.392.100495.100.2050": {"1": "所見なし", "2": "所見あり"},  # 検査所見
+    "1.2.392.100495.100.2340": {**_TARGET, "2": "要精密検査（胃がん疑い）"},
+    "1.2.392.100495.100.2500": {"1": "陰性", "2": "陽性", "9": "判定不能"},  # 便潜血検査判定
+    "1.2.392.100495.100.2540": {**_TARGET, "2": "要精密検査（大腸がん疑い）"},
+}
 
 
 @dataclass(frozen=True)
@@ -188,7 +200,7 @@ METHOD_ITEMS: dict[str, tuple[tuple[str, str], ...]] = {
     "gastric_xray": (("judgement", "9P542160700000011"),),
     "gastric_endoscopy": (("judgement", "9P544160700000011"),),
     "cytology": (("bethesda", "7A021000008543311"),),
-    "fecal_occult_blood": (("day1", "1B040000001599811"), ("day2", "1B040000001599811")),
+    "fecal_occult_blood": (("overall", "1B040000001599811"),),
     "hepatitis_test": (("hbs", "9P615000000000011"), ("hcv", "9N401000000000011")),
     "dxa": (("judgement", "9P637000000000011"),),
     "bone_ultrasound": (("judgement", "9P637000000000011"),),
@@ -213,13 +225,13 @@ METHOD_GROUP = {"dxa": "9Z507", "bone_ultrasound": "9Z541"}
 _OSTEO_GROUPS = ("9Z507", "9Z541", "9Z531", "9Z536")
 _GROUP_METHOD = {g: m for m, g in METHOD_GROUP.items()}
 
-# The programme's 精密検査結果 item and the national codes whose meaning is one of our
-# ``[[seiken]]`` results — only codes read in a national sample, with the same wording:
-#   51 lung 2150 code 4 「肺がんの疑いのある者又は未確定」 (Bundle-example17)
-#   52 breast 2250 code 5 「乳がんの疑いのある者又は未確定」 (Bundle-example19)
-# Not mapped: 53 gastric 2350 code 4 「『3：胃がんのうち早期がん』のうち粘膜内がん」
-# (Bundle-example20) is a sub-class of がんであった者 that Kenshin's row cannot hold; and no
-# code of 2450 / 2550 is known. These read as ``jami:<code>``.
+# The programme's 精密検査結果 item and the national codes (OID表 2150–2550) whose meaning is
+# one of our ``[[seiken]]`` results: 異常認めず, がんの疑いのある者又は未確定, and がん以外の
+# 疾患 (大腸: がん及び腺腫以外; 子宮頸: not mapped, its table counts AIS and CIN apart).
+# Not mapped: がんであった者 and its sub-classes (早期がん, 粘膜内がん, 臨床病期0～Ⅰ期, 非浸潤
+# がん — each its own code, which Kenshin's row cannot hold, so our 'cancer' has no one code),
+# 腺腫 (by size), and 子宮頸's CIN/AIS. These read as ``jami:<code>``: the row's primary exam is
+# taken in and the 精検 is flagged for staff (intake/rules.py).
 SEIKEN_ITEMS: dict[str, str] = {
     "51": "9P507000000000011",
     "52": "9P525000000000011",
@@ -231,8 +243,11 @@ SEIKEN_ITEMS: dict[str, str] = {
     "58": "9P691000000000011",
 }
 SEIKEN_RESULTS: dict[str, dict[str, str]] = {
-    "51": {"4": "suspected"},
-    "52": {"5": "suspected"},
+    "51": {"1": "no_abnormality", "4": "suspected", "5": "other_disease"},
+    "52": {"1": "no_abnormality", "5": "suspected", "6": "other_disease"},
+    "53": {"1": "no_abnormality", "5": "suspected", "6": "other_disease"},
+    "54": {"1": "no_abnormality", "9": "suspected"},
+    "55": {"1": "no_abnormality", "5": "suspected", "9": "other_disease"},
 }
 # 精密検査対象有無 (read for national_items only: Kenshin decides 要精検 from the result).
 SEIKEN_TARGET_ITEMS = {
@@ -552,12 +567,16 @@ def _value_code(obs: Mapping[str, Any], system: str = "") -> tuple[str, str, str
     )
 
 
-def _our_value(method: str, item: str, obs: Mapping[str, Any] | None) -> str:
+def _our_value(
+    method: str, item: str, obs: Mapping[str, Any] | None, target: Mapping[str, Any] | None = None
+) -> str:
     """Our vocabulary code for a national coded value, or ``jami:<code>`` when not exactly one.
 
     Only a value whose code-table OID is the vocabulary's ``jami_system`` and whose code is
-    the ``jami`` of exactly one value maps; a code shared by two values (胸部X線 E1/E2 both
-    4) is ambiguous and kept as ``jami:<code>`` too.
+    the ``jami`` of exactly one value read back (``jami_read``) maps; a code shared by two
+    values (胸部X線 E1/E2 both 4) is ambiguous and kept as ``jami:<code>`` too. A vocabulary
+    with a ``jami_target_system`` (胃: 所見あり/なし) is read as the pair of the 判定 and
+    ``target``, the programme's 精密検査対象有無 (``jami:<code>/<target code>`` when none).
     """
     if obs is None:
         return ""
@@ -567,11 +586,22 @@ def _our_value(method: str, item: str, obs: Mapping[str, Any] | None) -> str:
     system, code, _ = _value_code(obs, expected)
     if not code:
         return ""
-    if vocabulary and expected and system == expected:
-        matches = [v.code for v in vocabulary.values if v.jami == code]
+    paired = bool(vocabulary and vocabulary.jami_target_system)
+    wanted = ""
+    if vocabulary and paired:
+        target_system = OID_PREFIX + vocabulary.jami_target_system
+        found_system, wanted, _ = _value_code(target, target_system) if target else ("", "", "")
+        if found_system != target_system:
+            wanted = ""
+    if vocabulary and expected and system == expected and (wanted or not paired):
+        matches = [
+            v.code
+            for v in vocabulary.values
+            if v.jami == code and v.jami_read and (not paired or v.jami_target == wanted)
+        ]
         if len(matches) == 1:
             return matches[0]
-    return f"jami:{code}"
+    return f"{NATIONAL_CODE}{code}/{wanted}" if paired else f"{NATIONAL_CODE}{code}"
 
 
 def _integer(obs: Mapping[str, Any] | None) -> str:
@@ -594,7 +624,7 @@ def _methods(doc: _Document) -> list[str]:
             methods.append(method)
     if doc.category == "57":
         groups = [g for g in _OSTEO_GROUPS if any(c.startswith(g) for c in doc.by_code)]
-        methods = [_GROUP_METHOD.get(g, f"jami:{g}") for g in groups]
+        methods = [_GROUP_METHOD.get(g, f"{NATIONAL_CODE}{g}") for g in groups]
         if not methods and "9P637000000000011" in doc.by_code:
             methods = [""]  # a 判定 without its measurement: validation asks for the method
     return methods
@@ -663,27 +693,23 @@ def _results(doc: _Document, method: str) -> dict[str, str]:
     if method not in METHOD_ITEMS:
         # osteoporosis X線/CT (jami:9Z531…) or an unknown one: the 判定 still goes to 判定
         return {"judgement": _our_value("dxa", "judgement", doc.one("9P637000000000011"))}
-    cells = {item: _our_value(method, item, doc.one(code)) for item, code in METHOD_ITEMS[method]}
+    target_item = SEIKEN_TARGET_ITEMS.get(doc.category)
+    target = doc.one(target_item) if target_item else None
+    cells = {
+        item: _our_value(method, item, doc.one(code), target) for item, code in METHOD_ITEMS[method]
+    }
     if method == "cytology":
         bethesda = cells["bethesda"]
-        cells["adequacy"] = _ADEQUACY if bethesda and not bethesda.startswith("jami:") else ""
+        cells["adequacy"] = _ADEQUACY if bethesda and not bethesda.startswith(NATIONAL_CODE) else ""
     return cells
 
 
 def _read_fecal(doc: _Document) -> dict[str, str]:
-    """The national format has one 便潜血判定 (the 2日法 as a whole); Kenshin keeps each day.
-
-    One 判定 goes to 1日目 and 2日目 stays blank (validation then asks for it — a day's result
-    is never invented); two 判定 are read as 1日目 and 2日目 in file order; more are refused.
-    """
-    found = doc.by_code.get("1B040000001599811", [])
-    if len(found) > 2:
-        raise FhirFormatError(
-            doc.row_no,
-            f"1B040000001599811（便潜血検査判定）が {len(found)} つあります（2 日分まで）",
-        )
-    days = [_our_value("fecal_occult_blood", "day1", obs) for obs in found] + ["", ""]
-    return {"day1": days[0], "day2": days[1]}
+    """The national format has one 便潜血判定, the 2日法 as a whole: it is the row's 便潜血判定
+    (``overall``), and the days stay blank — a day's result is never invented. A second 判定
+    in one Bundle is refused like any repeated item."""
+    whole = _our_value("fecal_occult_blood", "overall", doc.one("1B040000001599811"))
+    return {"day1": "", "day2": "", "overall": whole}
 
 
 def _complication(doc: _Document) -> str:
@@ -695,7 +721,7 @@ def _complication(doc: _Document) -> str:
     _, code, display = _value_code(obs, OID_PREFIX + ITEMS[code_item].system)
     if not code or code == COMPLICATION_NONE:
         return ""
-    return display or f"jami:{code}"
+    return display or f"{NATIONAL_CODE}{code}"
 
 
 def _seiken_cells(doc: _Document) -> dict[str, str]:
@@ -714,7 +740,7 @@ def _seiken_cells(doc: _Document) -> dict[str, str]:
     expected = OID_PREFIX + ITEMS[SEIKEN_ITEMS[doc.category]].system
     system, code, _ = _value_code(obs, expected)
     ours = SEIKEN_RESULTS.get(doc.category, {}).get(code) if system == expected else None
-    return {"seiken_date": _end_date(doc), "seiken_result": ours or f"jami:{code}"}
+    return {"seiken_date": _end_date(doc), "seiken_result": ours or f"{NATIONAL_CODE}{code}"}
 
 
 def _may_need_seiken(method: str, cells: Mapping[str, str]) -> bool:
@@ -723,7 +749,7 @@ def _may_need_seiken(method: str, cells: Mapping[str, str]) -> bool:
     if spec is None:
         return True
     results = {i.code: cells.get(i.code, "") for i in spec.items if cells.get(i.code)}
-    if any(v.startswith("jami:") for v in results.values()):
+    if any(v.startswith(NATIONAL_CODE) for v in results.values()):
         return True
     if vocabularies.check_result(method, results):
         return True
@@ -953,21 +979,18 @@ def _observation(ids: _Ids, item: NationalItem, value: dict[str, Any]) -> dict[s
 
 
 def _coded(item: NationalItem, code: str, display: str) -> dict[str, Any]:
+    display = NATIONAL_DISPLAY.get(item.system, {}).get(code, display)
     coding = {"system": OID_PREFIX + item.system, "code": code, "display": display}
     return {"valueCodeableConcept": {"coding": [coding]}}
 
 
 def _result_observations(exam: ExportExam, ids: _Ids) -> list[dict[str, Any]]:
     """The 判定 Observations (with their group parent and specimen, as in the samples)."""
-    if exam.method == "fecal_occult_blood" and exam.results:
-        raise FhirExportError(
-            "便潜血検査は全国様式では 2 日分をまとめた 1 つの判定で、そのコード表"
-            "（1.2.392.100495.100.2500）の値も確認できていないため出力できません"
-        )
     spec = vocabularies.results_of(exam.method)
     pairs = dict(METHOD_ITEMS[exam.method])
     members: list[dict[str, Any]] = []
-    for item_code, value in exam.results.items():
+    results = _fecal_whole(exam.results) if exam.method == "fecal_occult_blood" else exam.results
+    for item_code, value in results.items():
         if exam.method == "cytology" and item_code == "adequacy":
             if value == _ADEQUACY:
                 continue  # implied by the Bethesda 判定
@@ -984,6 +1007,9 @@ def _result_observations(exam: ExportExam, ids: _Ids) -> list[dict[str, Any]]:
             )
         item_of = ITEMS[national]
         members.append(_observation(ids, item_of, _coded(item_of, found.jami, found.label)))
+        if item.vocabulary.jami_target_system:
+            target = ITEMS[SEIKEN_TARGET_ITEMS[PROGRAMME_CATEGORY[exam.programme]]]
+            members.append(_observation(ids, target, _coded(target, found.jami_target, "")))
         if exam.method == "sputum_cytology":
             members.append(
                 _observation(
@@ -1016,6 +1042,22 @@ def _result_observations(exam: ExportExam, ids: _Ids) -> list[dict[str, Any]]:
     if in_group:
         parent["hasMember"] = [{"reference": ids.ref(m["id"])} for m in in_group]
     return [parent, *members]
+
+
+def _fecal_whole(results: Mapping[str, str]) -> dict[str, str]:
+    """A 便潜血 result as the national format has it: its 2日分 judgement, given or made from
+    the days as the guideline makes it (陽性 when either day is; a stored result without a
+    judgement has all its days — vocabularies.days_problems)."""
+    spec = vocabularies.results_of("fecal_occult_blood")
+    if not results or spec is None:
+        return dict(results)
+    *days, whole = spec.items
+    if results.get(whole.code):
+        return {whole.code: results[whole.code]}
+    values = [d.vocabulary.value(results.get(d.code, "")) for d in days]
+    positive = any(v is not None and v.seiken for v in values)
+    code = next(v.code for v in whole.vocabulary.values if v.seiken == positive)
+    return {whole.code: code}
 
 
 def _seiken_observation(exam: ExportExam, category: str, ids: _Ids) -> dict[str, Any]:

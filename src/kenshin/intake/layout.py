@@ -48,6 +48,7 @@ RESULTS = (
     Column("category", "カテゴリー"),
     Column("day1", "便潜血1日目"),
     Column("day2", "便潜血2日目"),
+    Column("overall", "便潜血判定", "2日分の判定（全国様式の形）。日ごとの結果があれば空欄で可"),
     Column("adequacy", "標本の適否"),
     Column("bethesda", "ベセスダ分類"),
     Column("hpv", "HPV検査"),

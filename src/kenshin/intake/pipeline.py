@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -32,7 +33,7 @@ from django.db import connection, transaction
 from kenshin.core import audit, clock
 from kenshin.core.bulk import bulk_insert, insert_frame_into
 from kenshin.intake import columnar, rules
-from kenshin.intake.layout import RESULT_KEYS
+from kenshin.intake.layout import BY_KEY, RESULT_KEYS
 from kenshin.intake.models import (
     BatchState,
     CommitMode,
@@ -47,6 +48,8 @@ from kenshin.residents import services as residents
 from kenshin.screening import services as screening
 
 CHUNK = 10_000
+# Messages about a result's items name the columns the file has (便潜血1日目 …).
+HEADERS = {k: c.header for k, c in BY_KEY.items()}
 Progress = Callable[[str, int, int], None]  # stage text, done, total
 _ROW_FIELDS = ("batch", "row_no", "status", "atena_no", "method", "exam_id", "fact", "diff", "raw",
                "problems", "flags", "candidates")  # fmt: skip
@@ -102,6 +105,8 @@ def build_context(fiscal_year: int) -> rules.Context:
                 settings=tuple(method.settings), items=tuple(i.code for i in spec.items),
                 required=frozenset(i.code for i in spec.items if i.required), values=values,
                 triage=spec.rule == "triage",
+                days=partial(programs.days_problems, method.code, names=HEADERS)
+                if spec.rule == "days" else None,
                 seiken_methods=frozenset(m.code for m in seiken.methods) if seiken else frozenset(),
                 seiken_results=frozenset(seiken.results) if seiken else frozenset(),
                 others=tuple(k for k in RESULT_KEYS if k not in values),

@@ -15,7 +15,7 @@ hard key is never matched automatically; every doubt goes to quarantine for staf
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -68,6 +68,9 @@ class MethodRule:
     seiken_results: frozenset[str]
     others: tuple[str, ...] = ()  # the result columns that are not this method's (must be blank)
     max_age: int | None = None
+    # 便潜血 2日法 ("days"): item → value code (or the text as given) → the (item, message) of
+    # each shape problem — programs' days_problems for the method; None for other rules.
+    days: Callable[[Mapping[str, str]], Sequence[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,10 @@ class CheckedRow:
         """What makes two rows the same exam: person, method, day (and 追跡検査 or not)."""
         return (atena_no, self.method.code if self.method else "", self.exam_date,
                 self.hpv_follow_up)  # fmt: skip
+
+
+# How the FHIR reader (intake/fhir.py) keeps a national code that is no value of ours.
+NATIONAL_CODE = "jami:"
 
 
 def _err(row: CheckedRow, column: str, value: str, message: str) -> None:
@@ -325,6 +332,10 @@ def _check_other(row: CheckedRow, ctx: Context) -> None:
             for item in rule.items[1:]:
                 if not c.get(item):
                     _err(row, item, "", f"HPV 陽性のときは{BY_KEY[item].header}が必要です")
+        if rule.days is not None:
+            given = {item: row.results.get(item) or c.get(item, "") for item in rule.items}
+            for problem in rule.days(given):
+                _err(row, problem.item, c.get(problem.item, ""), problem.message)
     smoking = c.get("smoking_index", "")
     if smoking:
         folded = normalize_digits(smoking)
@@ -349,6 +360,16 @@ def _check_seiken(row: CheckedRow) -> None:
     values = {k: c.get(k, "") for k in ("seiken_date", "seiken_institution", "seiken_method",
                                          "seiken_result")}  # fmt: skip
     if not any(values.values()):
+        return
+    national = values["seiken_result"]
+    if national.startswith(NATIONAL_CODE):
+        # A national 精検結果 with no result of ours (胃 4: 早期がんのうち粘膜内がん): the
+        # primary exam is taken in, the 精検 is not (its case stays 未把握 until the 精検's
+        # report is recorded) — and staff are told, rather than a result guessed.
+        row.flags.append(Problem("seiken_result", national, (
+            f"精検結果（全国様式のコード {national.removeprefix(NATIONAL_CODE)}）は Kenshin の"
+            "精検結果の区分に当てはまらないため、一次検診の結果だけを取り込みます。"
+            "精検の結果は精検の報告として記録してください")))  # fmt: skip
         return
     seiken_date = _date(row, "seiken_date", values["seiken_date"])
     if seiken_date and row.exam_date and not row.exam_date <= seiken_date <= date.max:

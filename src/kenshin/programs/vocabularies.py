@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 FILE = Path(__file__).with_name("vocabularies.toml")
-RULES = ("any", "triage")
+RULES = ("any", "triage", "days")
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,30}$")
 
 
@@ -35,6 +35,13 @@ class Value:
     seiken: bool  # 要精検 for the 事業報告
     jami: str  # the value's code in the national format's table ('' where not known)
     note: str  # what staff should know beside the category (再撮影, 要精検（がん以外）…)
+    # Where the national 判定 alone cannot carry the value (胃: 所見あり/なし), its code in the
+    # vocabulary's jami_target_system, the programme's 精密検査対象有無 ('' otherwise).
+    jami_target: str = ""
+    # False: written in the national format as (jami, jami_target) but never read back as
+    # this value — another value is that pair's exact reading (胃X線 カテゴリー3a is written
+    # as 所見あり・要精密検査, which reads back as 所見あり・要精検, 区分の記載なし).
+    jami_read: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class Vocabulary:
     source: str
     jami_system: str  # OID of the national code table ('' where the format has none)
     values: tuple[Value, ...]
+    jami_target_system: str = ""  # OID of the 精密検査対象有無 table paired with jami_system
 
     def value(self, code: str) -> Value | None:
         return self._by_code.get(code)
@@ -67,7 +75,7 @@ class MethodResults:
     """The result items a method's exam records, and how they decide 要精検."""
 
     method: str
-    rule: str  # "any" | "triage"
+    rule: str  # "any" | "triage" | "days"
     items: tuple[Item, ...]
 
     def item(self, code: str) -> Item | None:
@@ -155,6 +163,14 @@ def parse(data: Mapping[str, Any]) -> Vocabularies:
             raise VocabularyError(f"{where}: 同じ項目コードが二度あります")
         if rule == "triage" and (items[0].required is False or len(items) < 2):
             raise VocabularyError(f"{where}: triage は必須の最初の項目と、判定する項目が要ります")
+        if rule == "days" and (
+            len(items) < 2
+            or any(i.required for i in items)
+            or len({i.vocabulary.code for i in items}) != 1
+        ):
+            raise VocabularyError(
+                f"{where}: days は同じ語彙の任意の項目（各日、最後に全体の判定）が要ります"
+            )
         if code in methods:
             raise VocabularyError(f"{where}: 検査方法 {code} が二度定義されています")
         methods[code] = MethodResults(method=code, rule=rule, items=tuple(items))
@@ -207,6 +223,8 @@ def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:
                 seiken=value["seiken"],
                 jami=str(value.get("jami", "")),
                 note=str(value.get("note", "")),
+                jami_target=str(value.get("jami_target", "")),
+                jami_read=bool(value.get("jami_read", True)),
             )
         )
     if not values:
@@ -219,6 +237,7 @@ def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:
         source=str(raw.get("source") or ""),
         jami_system=str(raw.get("jami_system", "")),
         values=tuple(values),
+        jami_target_system=str(raw.get("jami_target_system", "")),
     )
 
 
@@ -261,7 +280,9 @@ def check_result(
 
     Only the method's own items with its vocabularies' values are accepted; required items
     must be there. HPV検査単独法: a positive HPV test needs its triage cytology, except at the
-    追跡検査 (``follow_up``), which is the HPV test alone.
+    追跡検査 (``follow_up``), which is the HPV test alone. 便潜血 ("days"): each day's result,
+    or the 2日分 judgement alone (the national format carries only that) — never one day
+    alone, and a judgement given with both days must be what the days make it.
     """
     spec = results_of(method)
     if spec is None:
@@ -284,7 +305,48 @@ def check_result(
         for item in spec.items[1:]:
             if not results.get(item.code):
                 problems.append(ResultProblem(item.code, f"HPV 陽性のときは{item.name}が必要です"))
-    return problems
+    return problems + days_problems(method, results)
+
+
+def days_problems(
+    method: str, results: Mapping[str, str], names: Mapping[str, str] | None = None
+) -> list[ResultProblem]:
+    """What is wrong with the shape of a "days" result (便潜血 2日法): which items are there.
+
+    Why a rule of its own: clinics report each day, while the national format reports one
+    judgement for the two days (陽性 when either day is). Either is a whole result; one day
+    alone is not, and a judgement that contradicts its days is refused rather than one of
+    them believed. ``results``: item code → value code; a given but unknown value counts as
+    given (its value is refused elsewhere). ``names``: item code → the name to use in the
+    messages (an intake file's column headers); the items' own names by default. Empty for a
+    method of another rule.
+    """
+    spec = results_of(method)
+    if spec is None or spec.rule != "days":
+        return []
+    *days, whole = spec.items
+
+    def name(item: Item) -> str:
+        return (names or {}).get(item.code, item.name)
+
+    missing = [d for d in days if not results.get(d.code)]
+    if not results.get(whole.code):
+        hint = f"（2日分の判定だけなら{name(whole)}に）"
+        return [ResultProblem(d.code, f"{name(d)}が入っていません{hint}") for d in missing]
+    if missing and len(missing) != len(days):
+        hint = f"（{name(whole)}と一緒なら日ごとの結果は全部そろえてください）"
+        return [ResultProblem(d.code, f"{name(d)}が入っていません{hint}") for d in missing]
+    found = [d.vocabulary.value(results.get(d.code, "")) for d in days]
+    overall = whole.vocabulary.value(results[whole.code])
+    if missing or overall is None or None in found:
+        return []
+    if overall.seiken != any(v.seiken for v in found if v is not None):
+        return [
+            ResultProblem(
+                whole.code, f"{name(whole)}が日ごとの結果と合いません（どれかの日が陽性なら陽性）"
+            )
+        ]
+    return []
 
 
 def needs_seiken(method: str, results: Mapping[str, str], *, follow_up: bool = False) -> bool:

@@ -156,8 +156,9 @@ class SeikenOutcome:
 
 def decisive_value(method: str, results: Mapping[str, str]) -> str:
     """The primary result the 精検 rules read (a case's 一次検診の判定): the first value that is
-    要精検, else the first item's — e.g. ``ASC-US`` of a cytology, ``inadequate`` of a specimen
-    that could not be read. :func:`seiken_status` decides by it whether a repeat cytology counts.
+    要精検, else the first item's that was given — e.g. ``ASC-US`` of a cytology,
+    ``inadequate`` of a specimen that could not be read, a 便潜血's 2日分 judgement when only it
+    was reported. :func:`seiken_status` decides by it whether a repeat cytology counts.
     """
     spec = results_of(method)
     if spec is None:
@@ -166,7 +167,7 @@ def decisive_value(method: str, results: Mapping[str, str]) -> str:
         value = item.vocabulary.value(results.get(item.code, ""))
         if value is not None and value.seiken:
             return value.code
-    return results.get(spec.items[0].code, "")
+    return next((results[i.code] for i in spec.items if results.get(i.code)), "")
 
 
 def seiken_status(

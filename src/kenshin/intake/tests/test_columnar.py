@@ -99,7 +99,7 @@ SPOILERS = [
     ("birth a day off", lambda r, g: r.update(birth_date=(g["birth"] + timedelta(1)).isoformat())),
     ("twin's birth", lambda r, g: r.update(birth_date="1960-01-15")),
     ("wrong sex", lambda r, g: r.update(sex="1" if r["sex"] == "2" else "2")),
-    ("sex as 女", lambda r, g: r.update(sex={"1": "男", "2": "女"}[r["sex"]])),
+    ("sex as 女", lambda r, g: r.update(sex={"1": "男", "2": "女"}.get(r["sex"], r["sex"]))),
     ("kana half-width", lambda r, g: r.update(name_kana=_half(r["name_kana"]))),
     ("kana without space", lambda r, g: r.update(name_kana=r["name_kana"].replace("\u3000", ""))),
     ("kana ブ for ヴ", lambda r, g: r.update(name_kana=r["name_kana"].replace("ヴ", "ブ"))),
@@ -141,6 +141,9 @@ SPOILERS = [
     ("follow-up on other", lambda r, g: r.update(hpv_follow_up="はい")),
     ("another clinic", lambda r, g: r.update(institution_code="3410000099")),
     ("9-digit clinic", lambda r, g: r.update(institution_code="341000001")),
+    ("便潜血判定 only", lambda r, g: r.update(day1="", day2="", overall="陽性")),
+    ("便潜血判定 and days", lambda r, g: r.update(overall=g["rng"].choice(["陰性", "positive"]))),
+    ("便潜血判定, one day", lambda r, g: r.update(day2="", overall="negative")),
 ]  # fmt: skip
 
 

@@ -57,10 +57,11 @@ SAMPLES = {
          "seiken_date": "2021-09-10", "seiken_result": "suspected"},
     ],
     "Bundle-example20.json": [
-        # 胃X線判定 is table 2050 (所見あり/なし), not our 読影判定区分; 精検結果 4 is
-        # 早期がんのうち粘膜内がん, which our row cannot hold: both kept as jami:.
+        # 胃X線判定 is table 2050 (2 所見あり), read with 精検対象有無 2340 (2 要精密検査):
+        # 所見あり・要精検 without a 読影判定区分. 精検結果 4 is 早期がんのうち粘膜内がん, which
+        # our row cannot hold: kept as jami:.
         {**TARO, **CLINIC, "exam_date": "2021-10-01", "programme": "gastric",
-         "method": "gastric_xray", "judgement": "jami:2",
+         "method": "gastric_xray", "judgement": "findings_seiken",
          "seiken_date": "2021-10-01", "seiken_result": "jami:4"},
     ],
     "Bundle-example21.json": [
@@ -90,11 +91,11 @@ SAMPLES = {
         {**TARO, **CLINIC, "exam_date": "2021-10-01", "programme": "periodontal",
          "method": "periodontal_exam", "judgement": "normal"},
     ],
-    # One national 便潜血判定 (no code table known): 1日目 only, 2日目 left for the clinic.
+    # One national 便潜血判定 (table 2500, 1 陰性): the 2日分 judgement; the days stay blank.
     "Bundle-colorectal55.json": [
         {"birth_date": "1970-06-15", "sex": "1", "name_kana": "ケンシン\u3000ジロウ",
          "institution_code": "3410000017", "setting": "2", "exam_date": "2021-11-08",
-         "programme": "colorectal", "method": "fecal_occult_blood", "day1": "jami:1"},
+         "programme": "colorectal", "method": "fecal_occult_blood", "overall": "negative"},
     ],
 }  # fmt: skip
 
@@ -151,20 +152,64 @@ def test_a_bom_and_a_pretty_printed_bundle_are_one_bundle() -> None:
     assert [r.row_no for r in rows_of(text)] == [1]
 
 
-def test_two_fecal_judgements_are_read_as_day1_and_day2() -> None:
+def _fecal_judgement(bundle: dict[str, Any]) -> dict[str, Any]:
+    return next(e for e in bundle["entry"]
+                if e["resource"].get("code", {}).get("coding", [{}])[0].get("code")
+                == "1B040000001599811")  # fmt: skip
+
+
+@pytest.mark.parametrize(("code", "expected"), [("2", "positive"), ("9", "jami:9"), ("", "")])
+def test_the_fecal_judgement_is_the_two_days_as_one(code: str, expected: str) -> None:
     bundle = load("Bundle-colorectal55.json")
-    judgement = next(e for e in bundle["entry"]
-                     if e["resource"].get("code", {}).get("coding", [{}])[0].get("code")
-                     == "1B040000001599811")  # fmt: skip
-    second = copy.deepcopy(judgement)
+    coding = _fecal_judgement(bundle)["resource"]["valueCodeableConcept"]["coding"][0]
+    coding["code"] = code  # 9 判定不能 is no result of ours: validation refuses it, visibly
+    [row] = rows_of(bundle)
+    assert (row.cells["overall"], row.cells["day1"], row.cells["day2"]) == (expected, "", "")
+
+
+def test_a_second_fecal_judgement_is_refused() -> None:
+    bundle = load("Bundle-colorectal55.json")
+    second = copy.deepcopy(_fecal_judgement(bundle))
     second["fullUrl"] = "urn:uuid:55000000-0000-4000-8000-000000000099"
     second["resource"]["valueCodeableConcept"]["coding"][0]["code"] = "2"
     bundle["entry"].append(second)
-    [row] = rows_of(bundle)
-    assert (row.cells["day1"], row.cells["day2"]) == ("jami:1", "jami:2")
-    bundle["entry"].append(copy.deepcopy(second))
-    with pytest.raises(fhir.FhirFormatError, match="2 日分まで"):
+    with pytest.raises(fhir.FhirFormatError, match="2 つあります"):
         rows_of(bundle)
+
+
+GASTRIC_PAIRS = [
+    # (method, 2050 判定, 2340 精検対象有無 or None when absent) → the cell
+    ("gastric_xray", "1", "1", "no_findings"),
+    ("gastric_xray", "2", "1", "findings"),
+    ("gastric_xray", "2", "2", "findings_seiken"),
+    ("gastric_xray", "1", "2", "jami:1/2"),  # 所見なし but 要精密検査: not a result of ours
+    ("gastric_xray", "2", "9", "jami:2/9"),  # 判定不能
+    ("gastric_xray", "2", None, "jami:2/"),  # 所見あり alone: 要精検 or not is not said
+    ("gastric_endoscopy", "1", "1", "no_findings"),
+    ("gastric_endoscopy", "2", "1", "benign"),  # never 要治療, which writes the same pair
+    ("gastric_endoscopy", "2", "2", "suspected_cancer"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "finding", "target", "expected"), GASTRIC_PAIRS)
+def test_a_gastric_judgement_is_read_with_its_seiken_target(
+    method: str, finding: str, target: str | None, expected: str
+) -> None:
+    bundle = load("Bundle-example20.json")
+    if method == "gastric_endoscopy":
+        _recode(bundle, "9P542", "9P544")
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        code = resource.get("code", {}).get("coding", [{}])[0].get("code")
+        if code in ("9P542160700000011", "9P544160700000011"):
+            resource["valueCodeableConcept"]["coding"][0]["code"] = finding
+        if code == "9P546000000000011":
+            resource["valueCodeableConcept"]["coding"][0]["code"] = target
+    if target is None:
+        bundle["entry"] = [e for e in bundle["entry"] if e["resource"].get("code", {})
+                           .get("coding", [{}])[0].get("code") != "9P546000000000011"]  # fmt: skip
+    [row] = rows_of(bundle)
+    assert (row.cells["method"], row.cells["judgement"]) == (method, expected)
 
 
 def _recode(bundle: dict[str, Any], old: str, new: str) -> dict[str, Any]:
@@ -346,8 +391,9 @@ def stored(cells: dict[str, str]) -> fhir.ExportExam:
 # programme always; the 判定 items whose value became our code (with the 喀痰受診日 of a kept
 # 喀痰判定); the 喫煙指数; the 精検結果 when it became ours — and then also the 検診区分 and the
 # end of the period (its 精検受診日), which a row without a 精検 carries too (1, the same day).
-# Never kept: 精密検査対象有無 (Kenshin decides 要精検 from the result), 問診, 所見, 偶発症
-# (read into the free-text 偶発症, not written back).
+# 精密検査対象有無 only where it is half of the 判定 (胃: 所見あり/なし and 要精密検査 or not);
+# elsewhere Kenshin decides 要精検 from the result. Never kept: 問診, 所見, 偶発症 (read into
+# the free-text 偶発症, not written back).
 ALWAYS = {
     "Composition.category", "Patient.birthDate", "Patient.gender", "Encounter.period.start",
     "Encounter.serviceType", "Organization.identifier",
@@ -357,11 +403,14 @@ ALWAYS = {
 def kept(row: SourceRow) -> set[str]:
     cells = row.cells
     keys = set(ALWAYS)
+    spec = vocabularies.results_of(cells["method"])
     for item, code in fhir.METHOD_ITEMS.get(cells["method"], ()):
         if cells[item] and not cells[item].startswith("jami:"):
             keys.add(code)
             if code == "7A030000006144311":
                 keys.add(fhir.SPUTUM_DATE_ITEM)
+            if spec and spec.item(item).vocabulary.jami_target_system:
+                keys.add(fhir.SEIKEN_TARGET_ITEMS[fhir.PROGRAMME_CATEGORY[cells["programme"]]])
     if cells["smoking_index"]:
         keys.add(fhir.SMOKING_ITEM)
     seiken = cells["seiken_result"]
@@ -378,12 +427,12 @@ ROUND_TRIP = {
     ("Bundle-example17.json", 1): {"9N737000000000012", "9P507000000000011",
                                    "7A030000006144311", "7A030161506144349"},
     ("Bundle-example19.json", 0): {"9N281000000000011", "9P525000000000011"},
-    ("Bundle-example20.json", 0): set(),
+    ("Bundle-example20.json", 0): {"9P542160700000011", "9P546000000000011"},
     ("Bundle-example21.json", 0): {"7A021000008543311"},
     ("Bundle-example23.json", 0): {"9P615000000000011", "9N401000000000011"},
     ("Bundle-example24-female.json", 0): {"9P637000000000011"},
     ("Bundle-example25.json", 0): {"9P690000000000011"},
-    ("Bundle-colorectal55.json", 0): set(),
+    ("Bundle-colorectal55.json", 0): {"1B040000001599811"},
 }  # fmt: skip
 
 
@@ -414,10 +463,9 @@ def test_an_exported_bundle_reads_back_into_the_same_cells(name: str, index: int
     exam = stored(row.cells)
     out = json.dumps(fhir.exam_bundle(exam, bundle_id="back"), ensure_ascii=False)
     if not exam.results:
-        # 胃 and 大腸 (no national code of theirs is known) and example 17's 胸部X線 E (code 4
-        # is both E1 and E2): nothing of the result is kept, so the written document has no
-        # 判定 to read back.
-        assert row.cells["method"] in {"gastric_xray", "fecal_occult_blood", "chest_xray"}
+        # Example 17's 胸部X線 E (code 4 is both E1 and E2): nothing of the result is kept,
+        # so the written document has no 判定 to read back.
+        assert row.cells["method"] == "chest_xray"
         with pytest.raises(fhir.FhirFormatError, match="一次検診の判定"):
             rows_of(out)
         return
@@ -500,11 +548,48 @@ def test_the_written_bundle_has_the_national_shape() -> None:
     assert [e["fullUrl"] for e in again["entry"]] == urls  # stable ids for the same id
 
 
+WRITTEN_AS = [
+    # (method, our results) → {national item: (code, display)} of the written 判定
+    ("gastric_xray", {"judgement": "1"},
+     {"9P542160700000011": ("1", "所見なし"), "9P546000000000011": ("1", "精密検査不要")}),
+    ("gastric_xray", {"judgement": "2"},
+     {"9P542160700000011": ("2", "所見あり"), "9P546000000000011": ("1", "精密検査不要")}),
+    ("gastric_xray", {"judgement": "3a"},
+     {"9P542160700000011": ("2", "所見あり"),
+      "9P546000000000011": ("2", "要精密検査（胃がん疑い）")}),
+    ("gastric_endoscopy", {"judgement": "other_disease"},
+     {"9P544160700000011": ("2", "所見あり"), "9P546000000000011": ("1", "精密検査不要")}),
+    # 便潜血: one judgement for the two days — 陽性 when either day is.
+    ("fecal_occult_blood", {"day1": "negative", "day2": "positive"},
+     {"1B040000001599811": ("2", "陽性")}),
+    ("fecal_occult_blood", {"day1": "negative", "day2": "negative"},
+     {"1B040000001599811": ("1", "陰性")}),
+    ("fecal_occult_blood", {"overall": "positive"}, {"1B040000001599811": ("2", "陽性")}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "results", "expected"), WRITTEN_AS)
+def test_a_result_is_written_in_the_national_codes(
+    method: str, results: dict[str, str], expected: dict[str, tuple[str, str]]
+) -> None:
+    exam = fhir.ExportExam(birth_date=date(1960, 1, 1), sex=1, name_kana="クレ　タロウ",
+                           exam_date=date(2026, 5, 1), institution_code="3410000017",
+                           setting="individual", programme=fhir.METHOD_PROGRAMME[method],
+                           method=method, results=results)  # fmt: skip
+    bundle = fhir.exam_bundle(exam, bundle_id="codes")
+    written = {}
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        code = resource.get("code", {}).get("coding", [{}])[0].get("code")
+        if code in expected:
+            coding = resource["valueCodeableConcept"]["coding"][0]
+            written[code] = (coding["code"], coding["display"])
+    assert written == expected
+    [back] = rows_of(bundle)  # and it reads back as a result of ours (区分 no longer said)
+    assert not any(back.cells[k].startswith("jami:") for k in RESULT_KEYS)
+
+
 REFUSED_EXPORTS = {
-    "胃X線 判定区分": (dict(programme="gastric", method="gastric_xray",
-                          results={"judgement": "3a"}), "確認できていない"),
-    "便潜血": (dict(programme="colorectal", method="fecal_occult_blood",
-                    results={"day1": "negative", "day2": "negative"}), "2 日分"),
     "標本不適正": (dict(programme="cervical", method="cytology",
                         results={"adequacy": "inadequate", "bethesda": "NILM"}), "不適正"),
     "市独自の乳房超音波": (dict(programme="breast", method="breast_ultrasound",
@@ -596,9 +681,35 @@ def test_a_vocabulary_with_a_national_table_names_the_item_s_table(method: str) 
     assert spec is not None
     for item, code in fhir.METHOD_ITEMS[method]:
         vocabulary = spec.item(item).vocabulary
-        # 胃 (2050 所見あり/なし) and 便潜血 (2500, codes unknown) have no national table of ours.
-        if method in {"gastric_xray", "gastric_endoscopy", "fecal_occult_blood"}:
-            assert vocabulary.jami_system == ""
-            assert all(v.jami == "" for v in vocabulary.values)
-        else:
-            assert vocabulary.jami_system == fhir.ITEMS[code].system
+        assert vocabulary.jami_system == fhir.ITEMS[code].system
+        # 胃: the 判定 (所見あり/なし) is read and written with the 精密検査対象有無.
+        category = fhir.PROGRAMME_CATEGORY[fhir.METHOD_PROGRAMME[method]]
+        target = fhir.ITEMS[fhir.SEIKEN_TARGET_ITEMS[category]].system if (
+            method.startswith("gastric_")) else ""  # fmt: skip
+        assert vocabulary.jami_target_system == target
+        assert all(bool(v.jami_target) == bool(target) for v in vocabulary.values if v.jami)
+
+
+@pytest.mark.parametrize("system", sorted(fhir.NATIONAL_DISPLAY))
+def test_every_national_code_we_write_is_in_its_table(system: str) -> None:
+    table = fhir.NATIONAL_DISPLAY[system]
+    for spec in vocabularies.shipped().methods.values():
+        for item in spec.items:
+            vocabulary = item.vocabulary
+            if vocabulary.jami_system == system:
+                assert {v.jami for v in vocabulary.values if v.jami} <= set(table)
+            if vocabulary.jami_target_system == system:
+                assert {v.jami_target for v in vocabulary.values if v.jami} <= set(table)
+
+
+def test_a_national_code_we_write_reads_back_as_exactly_one_value() -> None:
+    # 胸部X線 E1 and E2 are both code 4 (Ｅ（肺癌の疑い）): written, but read as jami:4.
+    ambiguous = {"chest_xray"}
+    for spec in vocabularies.shipped().methods.values():
+        for item in spec.items:
+            if item.vocabulary.code in ambiguous:
+                continue
+            values = item.vocabulary.values
+            read = [(v.jami, v.jami_target) for v in values if v.jami and v.jami_read]
+            assert len(read) == len(set(read)), item.vocabulary.code
+            assert {(v.jami, v.jami_target) for v in values if v.jami} <= set(read)

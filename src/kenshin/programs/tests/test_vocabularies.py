@@ -18,6 +18,10 @@ CASES = [
     ("gastric_xray", {"judgement": "3b"}, True),
     ("gastric_xray", {"judgement": "4"}, True),
     ("gastric_xray", {"judgement": "5"}, True),
+    # …and the national format's 所見あり/なし with 精密検査の要否, no 区分.
+    ("gastric_xray", {"judgement": "no_findings"}, False),
+    ("gastric_xray", {"judgement": "findings"}, False),
+    ("gastric_xray", {"judgement": "findings_seiken"}, True),
     ("gastric_endoscopy", {"judgement": "no_findings"}, False),
     ("gastric_endoscopy", {"judgement": "benign"}, False),
     ("gastric_endoscopy", {"judgement": "suspected_cancer"}, True),
@@ -43,6 +47,10 @@ CASES = [
     ("fecal_occult_blood", {"day1": "positive", "day2": "negative"}, True),
     ("fecal_occult_blood", {"day1": "negative", "day2": "positive"}, True),
     ("fecal_occult_blood", {"day1": "positive", "day2": "positive"}, True),
+    # …or the national format's one judgement of the two days, alone or agreeing with them.
+    ("fecal_occult_blood", {"overall": "negative"}, False),
+    ("fecal_occult_blood", {"overall": "positive"}, True),
+    ("fecal_occult_blood", {"day1": "negative", "day2": "positive", "overall": "positive"}, True),
     # マンモグラフィ: 3 and over; N (判定不能) counted as 要精検.
     ("mammography", {"category": "1"}, False),
     ("mammography", {"category": "2"}, False),
@@ -129,8 +137,8 @@ def test_a_value_outside_the_vocabulary_is_refused_with_the_allowed_values():
 def test_a_missing_required_item_and_a_foreign_item_are_named():
     problems = v.check_result("fecal_occult_blood", {"day1": "positive", "bethesda": "NILM"})
     assert {p.item: p.message for p in problems} == {
-        "bethesda": "この検査の項目ではありません（項目: 便潜血 1日目、便潜血 2日目）",
-        "day2": "便潜血 2日目が入っていません",
+        "bethesda": "この検査の項目ではありません（項目: 便潜血 1日目、便潜血 2日目、便潜血 判定（2日分））",
+        "day2": "便潜血 2日目が入っていません（2日分の判定だけなら便潜血 判定（2日分）に）",
     }
 
 
@@ -156,6 +164,31 @@ def test_national_codes_are_kept_where_the_format_has_them():
     assert chest.value("E1").jami == "4" and chest.value("B").jami == ""
     bethesda = v.results_of("cytology").item("bethesda").vocabulary
     assert (bethesda.jami_system, bethesda.value("NILM").jami) == ("1.2.392.100495.100.2400", "1")
+    gastric = v.results_of("gastric_xray").item("judgement").vocabulary
+    assert (gastric.jami_system, gastric.jami_target_system) == (
+        "1.2.392.100495.100.2050", "1.2.392.100495.100.2340")  # fmt: skip
+    three_a = gastric.value("3a")
+    assert (three_a.jami, three_a.jami_target, three_a.jami_read) == ("2", "2", False)
+
+
+FOBT_SHAPES = [
+    # (results, the items named as missing or contradicting)
+    ({"day1": "negative"}, ["day2"]),
+    ({}, ["day1", "day2"]),
+    ({"day2": "positive", "overall": "positive"}, ["day1"]),
+    ({"day1": "positive", "day2": "negative", "overall": "negative"}, ["overall"]),
+    ({"day1": "negative", "day2": "negative", "overall": "positive"}, ["overall"]),
+    ({"day1": "bad", "day2": "negative", "overall": "positive"}, ["day1"]),  # value refused
+]
+
+
+@pytest.mark.parametrize(("results", "named"), FOBT_SHAPES)
+def test_a_fecal_result_needs_both_days_or_the_judgement_that_agrees(results, named):
+    problems = v.check_result("fecal_occult_blood", results)
+    assert [p.item for p in problems] == named
+    assert all(p.message for p in problems)
+    custom = v.days_problems("fecal_occult_blood", results, names={"day2": "便潜血2日目"})
+    assert all("便潜血 2日目" not in p.message for p in custom)
 
 
 @pytest.mark.parametrize(
@@ -170,7 +203,8 @@ def test_national_codes_are_kept_where_the_format_has_them():
             lambda d: d["method"][0]["items"][0].update(vocabulary="nope"),
             "語彙 'nope' がありません",
         ),
-        (lambda d: d["method"][0].update(rule="majority"), "rule は any / triage"),
+        (lambda d: d["method"][0].update(rule="majority"), "rule は any / triage / days"),
+        (lambda d: d["method"][0].update(rule="days"), "days は同じ語彙の任意の項目"),
         (lambda d: d["method"][0].update(items=[]), "結果の項目がありません"),
         (lambda d: d["method"][0]["items"][0].update(code="判定"), "code は英数字"),
         (lambda d: d["method"].append(dict(d["method"][0])), "二度定義されています"),
