@@ -82,16 +82,49 @@ SETTING_NAME = {"1": "個別受診", "2": "集団受診"}
 GENDER_SEX = {"male": "1", "female": "2"}
 SEX_GENDER = {1: "male", 2: "female"}
 
-# The national display of each code Kenshin writes where our label is not the national wording,
+# The national display of each code Kenshin reads or writes (not every code of each table),
 # from the OID table (自治体検診の電子的標準様式に使用するOID表) as the JAMI IG's CodeSystems
 # transcribe it (input/fsh/codesystems/JP-MCheckupCodeSystems.fsh; docs/formats/fhir.md).
 _TARGET = {"1": "精密検査不要", "9": "判定不能"}
+_OID = "1.2.392.100495.100."
 NATIONAL_DISPLAY: dict[str, dict[str, str]] = {
-    "1.2.392.100495.100.2050": {"1": "所見なし", "2": "所見あり"},  # 検査所見
-    "1.2.392.100495.100.2340": {**_TARGET, "2": "要精密検査（胃がん疑い）"},
-    "1.2.392.100495.100.2500": {"1": "陰性", "2": "陽性", "9": "判定不能"},  # 便潜血検査判定
-    "1.2.392.100495.100.2540": {**_TARGET, "2": "要精密検査（大腸がん疑い）"},
-}
+    _OID + "2050": {"1": "所見なし", "2": "所見あり"},  # 検査所見
+    _OID + "2100": {"1": "Ｂ（異常所見を認めない）",
+                    "2": "Ｃ（異常所見を認めるが精査を必要としない）",
+                    "3": "Ｄ（異常所見を認め、肺癌以外の疾患で治療を要する状態が考えられる）",
+                    "4": "Ｅ（肺癌の疑い）", "9": "Ａ（読影不能）"},
+    _OID + "2101": {"1": ("Ｂ（正常上皮細胞のみ、基底細胞増生、軽度異型扁平上皮化細胞、"
+                          "線毛円柱上皮細胞）"),
+                    "2": "Ｃ（中等度異型扁平上皮細胞、核の増大や濃染を伴う円柱上皮細胞）",
+                    "3": "Ｄ（高度（境界）異型扁平上皮細胞または悪性腫瘍が疑われる細胞を認める）",
+                    "4": "Ｅ（悪性腫瘍細胞を認める）", "9": "Ａ（喀痰中に組織球を認めない）"},
+    _OID + "2150": {"1": "異常認めず", "4": "肺がんの疑いのある者又は未確定",
+                    "5": "肺がん以外の疾患であった者（転移性の肺がんを含む）"},
+    _OID + "2200": {"1": "カテゴリー１（異常なし）", "2": "カテゴリー２（良性）",
+                    "3": "カテゴリー３（良性、しかし悪性を否定できず）",
+                    "4": "カテゴリー４（悪性の疑い）", "5": "カテゴリー５（悪性）"},
+    _OID + "2250": {"1": "異常認めず", "5": "乳がんの疑いのある者又は未確定",
+                    "6": "乳がん以外の疾患であった者（転移性の乳がんを含む）"},
+    _OID + "2340": {**_TARGET, "2": "要精密検査（胃がん疑い）"},
+    _OID + "2350": {"1": "異常認めず", "5": "胃がんの疑いのある者又は未確定",
+                    "6": "胃がん以外の疾患であった者（転移性の胃がんを含む）"},
+    _OID + "2400": {"1": "NILM（陰性）", "2": "ASC-US（意義不明異型扁平上皮）",
+                    "3": "ASC-H（高度病変を除外できない異型扁平上皮）",
+                    "4": "LSIL（軽度扁平上皮内病変）", "5": "HSIL （高度扁平上皮内病変）",
+                    "6": "SCC（扁平上皮癌）", "7": "AGC（異型腺細胞）",
+                    "8": "AIS（上皮内腺癌）", "9": "Adenocarcinoma（腺癌）",
+                    "10": "Other（その他の悪性腫瘍）"},
+    _OID + "2450": {"1": "異常認めず", "9": "子宮頸がんの疑いのある者又は未確定"},
+    _OID + "2500": {"1": "陰性", "2": "陽性", "9": "判定不能"},  # 便潜血検査判定
+    _OID + "2540": {**_TARGET, "2": "要精密検査（大腸がん疑い）"},
+    _OID + "2550": {"1": "異常認めず", "5": "大腸がんの疑いのある者又は未確定",
+                    "9": "大腸がん及び腺腫以外の疾患であった者（転移性の大腸がんを含む）"},
+    _OID + "2640": {"1": "陰性", "2": "陽性"},
+    _OID + "2641": {"1": "現在、Ｃ型肝炎ウイルスに感染している可能性が低い",
+                    "2": "現在、Ｃ型肝炎ウイルスに感染している可能性が高い"},
+    _OID + "2740": {"1": "異常認めず", "2": "要指導", "3": "要精密検査"},
+    _OID + "2840": {"1": "異常認めず", "2": "要指導", "3": "要精密検査"},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -1003,7 +1036,7 @@ def _result_observations(exam: ExportExam, ids: _Ids) -> list[dict[str, Any]]:
         if found is None or not found.jami or not item.vocabulary.jami_system:
             raise FhirExportError(
                 f"{item.name} {value!r} に当たる全国様式のコード（{ITEMS[national].system}）が"
-                "確認できていないため出力できません"
+                "1 つに決まらないため出力できません"
             )
         item_of = ITEMS[national]
         members.append(_observation(ids, item_of, _coded(item_of, found.jami, found.label)))
@@ -1072,7 +1105,7 @@ def _seiken_observation(exam: ExportExam, category: str, ids: _Ids) -> dict[str,
         label = vocabularies.seiken_result_labels().get(exam.seiken_result, exam.seiken_result)
         raise FhirExportError(
             f"{CATEGORY_NAME[category]}の精検結果「{label}」に当たる全国様式のコード"
-            f"（{ITEMS[SEIKEN_ITEMS[category]].system}）が確認できていないため出力できません"
+            f"（{ITEMS[SEIKEN_ITEMS[category]].system}）が 1 つに決まらないため出力できません"
         )
     label = vocabularies.seiken_result_labels().get(exam.seiken_result, "")
     item = ITEMS[SEIKEN_ITEMS[category]]

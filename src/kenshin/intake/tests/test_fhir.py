@@ -250,11 +250,11 @@ def test_a_seiken_is_not_put_on_a_row_that_is_known_not_to_need_it() -> None:
         if entry["resource"].get("code", {}).get("coding", [{}])[0].get("code") == (
             "7A030000006144311"
         ):
-            entry["resource"]["valueCodeableConcept"]["coding"][0]["code"] = "9"
+            entry["resource"]["valueCodeableConcept"]["coding"][0]["code"] = "7"  # no such code
     vocabulary = vocabularies.results_of("sputum_cytology").items[0].vocabulary
-    assert all(v.jami != "9" for v in vocabulary.values)
+    assert all(v.jami != "7" for v in vocabulary.values)
     chest, sputum = rows_of(bundle)
-    assert sputum.cells["judgement"] == "jami:9"  # unknown: the 精検 columns stay with it
+    assert sputum.cells["judgement"] == "jami:7"  # unknown: the 精検 columns stay with it
     assert sputum.cells["seiken_result"] == chest.cells["seiken_result"] == "suspected"
 
 
@@ -590,6 +590,8 @@ def test_a_result_is_written_in_the_national_codes(
 
 
 REFUSED_EXPORTS = {
+    "マンモグラフィ N": (dict(programme="breast", method="mammography",
+                              results={"category": "N"}), "1 つに決まらない"),
     "標本不適正": (dict(programme="cervical", method="cytology",
                         results={"adequacy": "inadequate", "bethesda": "NILM"}), "不適正"),
     "市独自の乳房超音波": (dict(programme="breast", method="breast_ultrasound",
@@ -688,6 +690,17 @@ def test_a_vocabulary_with_a_national_table_names_the_item_s_table(method: str) 
             method.startswith("gastric_")) else ""  # fmt: skip
         assert vocabulary.jami_target_system == target
         assert all(bool(v.jami_target) == bool(target) for v in vocabulary.values if v.jami)
+
+
+def test_every_table_we_write_has_its_national_displays() -> None:
+    written = {fhir.ITEMS[code].system for pairs in fhir.METHOD_ITEMS.values() for _, code in pairs}
+    written |= {fhir.ITEMS[fhir.SEIKEN_TARGET_ITEMS["53"]].system}
+    written |= {fhir.ITEMS[fhir.SEIKEN_ITEMS[c]].system for c in fhir.SEIKEN_RESULTS}
+    assert written <= set(fhir.NATIONAL_DISPLAY)
+    for category, codes in fhir.SEIKEN_RESULTS.items():
+        assert set(codes) <= set(
+            fhir.NATIONAL_DISPLAY[fhir.ITEMS[fhir.SEIKEN_ITEMS[category]].system]
+        )
 
 
 @pytest.mark.parametrize("system", sorted(fhir.NATIONAL_DISPLAY))
