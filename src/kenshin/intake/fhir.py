@@ -726,8 +726,12 @@ def _results(doc: _Document, method: str) -> dict[str, str]:
     if method not in METHOD_ITEMS:
         # osteoporosis X線/CT (jami:9Z531…) or an unknown one: the 判定 still goes to 判定
         return {"judgement": _our_value("dxa", "judgement", doc.one("9P637000000000011"))}
+    # The 精密検査対象有無 is the document's, for the programme as a whole: it is half of a 胃
+    # 判定 only when the document has one 胃 判定 (X線 and 内視鏡 together: neither is paired,
+    # so neither is read — which of the two needs the 精検 is not said).
     target_item = SEIKEN_TARGET_ITEMS.get(doc.category)
-    target = doc.one(target_item) if target_item else None
+    judged = [code for code, _ in _PRIMARY[doc.category] if code in doc.by_code]
+    target = doc.one(target_item) if target_item and len(judged) == 1 else None
     cells = {
         item: _our_value(method, item, doc.one(code), target) for item, code in METHOD_ITEMS[method]
     }
@@ -1078,19 +1082,17 @@ def _result_observations(exam: ExportExam, ids: _Ids) -> list[dict[str, Any]]:
 
 
 def _fecal_whole(results: Mapping[str, str]) -> dict[str, str]:
-    """A 便潜血 result as the national format has it: its 2日分 judgement, given or made from
-    the days as the guideline makes it (陽性 when either day is; a stored result without a
-    judgement has all its days — vocabularies.days_problems)."""
-    spec = vocabularies.results_of("fecal_occult_blood")
-    if not results or spec is None:
-        return dict(results)
-    *days, whole = spec.items
-    if results.get(whole.code):
-        return {whole.code: results[whole.code]}
-    values = [d.vocabulary.value(results.get(d.code, "")) for d in days]
-    positive = any(v is not None and v.seiken for v in values)
-    code = next(v.code for v in whole.vocabulary.values if v.seiken == positive)
-    return {whole.code: code}
+    """A 便潜血 result as the national format has it: its one 2日分 judgement, given or made
+    from the days (vocabularies.whole_of_days); a result that is not whole is refused."""
+    if not results:
+        return {}
+    whole = vocabularies.whole_of_days("fecal_occult_blood", results)
+    if not whole:
+        raise FhirExportError(
+            "便潜血の結果が 2 日分そろっていないため、"
+            "全国様式の判定（2 日分で 1 つ）を出力できません"
+        )
+    return {"overall": whole}
 
 
 def _seiken_observation(exam: ExportExam, category: str, ids: _Ids) -> dict[str, Any]:

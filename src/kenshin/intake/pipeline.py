@@ -257,7 +257,7 @@ def _decide(
     reasons = _voucher_reasons(row, atena, key, uses, seen)
     if reasons:
         return RowStatus.QUARANTINED, "", None, None, None, reasons
-    if row.seiken and not _needs_seiken(row):
+    if (row.seiken or row.seiken_untaken) and not _needs_seiken(row):
         problem = rules.Problem("seiken_result", row.source.cells.get("seiken_result", ""),
                                 "要精検でない受診に精密検査の記録があります")  # fmt: skip
         return RowStatus.ERROR, "", None, None, None, [problem]
@@ -287,6 +287,11 @@ def _decide(
                                 "登録済みの受診の精密検査の結果です。受診台帳の精密検査の記録に"
                                 "登録してください")  # fmt: skip
         return RowStatus.ERROR, "", None, None, None, [problem]
+    if programs.days_agree(row.method.code, on_record.values.get("results") or {},
+                           fact["results"]):  # fmt: skip
+        # A 2日分 judgement (the national format's) of an exam on record with its days, and
+        # the same judgement: the file says less, it corrects nothing — the days are kept.
+        fact = {**fact, "results": on_record.values["results"]}
     diff = rules.diff_of(fact, on_record.values)
     if not diff:
         return RowStatus.UNCHANGED, atena, on_record.exam_id, None, None, []

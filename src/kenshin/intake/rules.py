@@ -107,6 +107,7 @@ class CheckedRow:
     billing_category: str = ""
     billing_month: date | None = None
     seiken: dict[str, Any] | None = None
+    seiken_untaken: bool = False  # a national 精検結果 of no class of ours: flagged, not taken
     problems: list[Problem] = field(default_factory=list)
     flags: list[Problem] = field(default_factory=list)
 
@@ -118,6 +119,7 @@ class CheckedRow:
 
 # How the FHIR reader (intake/fhir.py) keeps a national code that is no value of ours.
 NATIONAL_CODE = "jami:"
+_NATIONAL_SEIKEN = re.compile(r"jami:([0-9]{1,2})")
 
 
 def _err(row: CheckedRow, column: str, value: str, message: str) -> None:
@@ -296,9 +298,30 @@ def _check_method(row: CheckedRow, ctx: Context) -> None:
             continue
         code = _result_value(rule, key, value)
         if code is None:
-            _err(row, key, value, f"{BY_KEY[key].header}に使えない値です（{_allowed(rule, key)}）")
+            _err(row, key, value, _not_a_value(rule, key, value))
         else:
             row.results[key] = code
+
+
+def _not_a_value(rule: MethodRule, item: str, value: str) -> str:
+    """Why a result cell is not a value of the item — for a national code the FHIR reader
+    could not map (``jami:…``), what the national document said."""
+    header = BY_KEY[item].header
+    allowed = _allowed(rule, item)
+    if not value.startswith(NATIONAL_CODE):
+        return f"{header}に使えない値です（{allowed}）"
+    code, paired, target = value.removeprefix(NATIONAL_CODE).partition("/")
+    if not paired:
+        return f"全国様式のコード {code} は{header}の値に当たりません（{allowed}）"
+    said = (
+        f"精密検査の対象有無 {target}"
+        if target
+        else "精密検査の対象有無がない（または 2 つの判定に 1 つ）"
+    )
+    return (
+        f"全国様式の判定 {code} と {said} の組は{header}の値に当たりません"
+        "（所見の有無 1 なし・2 あり と 精密検査の対象有無 1 不要・2 要精密検査 の組で読みます）"
+    )
 
 
 def _allowed(rule: MethodRule, item: str) -> str:
@@ -361,22 +384,24 @@ def _check_seiken(row: CheckedRow) -> None:
                                          "seiken_result")}  # fmt: skip
     if not any(values.values()):
         return
-    national = values["seiken_result"]
-    if national.startswith(NATIONAL_CODE):
-        # A national 精検結果 with no result of ours (胃 4: 早期がんのうち粘膜内がん): the
-        # primary exam is taken in, the 精検 is not (its case stays 未把握 until the 精検's
-        # report is recorded) — and staff are told, rather than a result guessed.
-        row.flags.append(Problem("seiken_result", national, (
-            f"精検結果（全国様式のコード {national.removeprefix(NATIONAL_CODE)}）は Kenshin の"
-            "精検結果の区分に当てはまらないため、一次検診の結果だけを取り込みます。"
-            "精検の結果は精検の報告として記録してください")))  # fmt: skip
-        return
     seiken_date = _date(row, "seiken_date", values["seiken_date"])
     if seiken_date and row.exam_date and not row.exam_date <= seiken_date <= date.max:
         _err(row, "seiken_date", values["seiken_date"], "精検受診日が受診日より前です")
     if values["seiken_method"] and values["seiken_method"] not in rule.seiken_methods:
         _err(row, "seiken_method", values["seiken_method"],
              "精検方法は " + "、".join(sorted(rule.seiken_methods)) + " のどれかです")  # fmt: skip
+    national = _NATIONAL_SEIKEN.fullmatch(values["seiken_result"])
+    if national:
+        # A national 精検結果 with no result of ours (胃 4: 早期がんのうち粘膜内がん): the
+        # primary exam is taken in, the 精検 is not (its case stays 未把握 until the 精検's
+        # report is recorded) — and staff are told, rather than a result guessed. Its date
+        # and whether the exam is 要精検 at all are still checked (seiken_untaken).
+        row.flags.append(Problem("seiken_result", values["seiken_result"], (
+            f"精検結果（全国様式のコード {national.group(1)}）は Kenshin の精検結果の区分に"
+            "当てはまらないため、一次検診の結果だけを取り込みます。"
+            "精検の結果は精検の報告として記録してください")))  # fmt: skip
+        row.seiken_untaken = True
+        return
     if values["seiken_result"] and values["seiken_result"] not in rule.seiken_results:
         _err(row, "seiken_result", values["seiken_result"],
              "精検結果は " + "、".join(sorted(rule.seiken_results)) + " のどれかです")  # fmt: skip

@@ -224,7 +224,7 @@ def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:
                 jami=str(value.get("jami", "")),
                 note=str(value.get("note", "")),
                 jami_target=str(value.get("jami_target", "")),
-                jami_read=bool(value.get("jami_read", True)),
+                jami_read=_flag(value.get("jami_read", True), f"{place}: jami_read"),
             )
         )
     if not values:
@@ -239,6 +239,12 @@ def _vocabulary(raw: Mapping[str, Any], where: str) -> Vocabulary:
         values=tuple(values),
         jami_target_system=str(raw.get("jami_target_system", "")),
     )
+
+
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise VocabularyError(f"{where} は true か false で書いてください")
+    return value
 
 
 def _code(value: Any, where: str) -> str:
@@ -347,6 +353,38 @@ def days_problems(
             )
         ]
     return []
+
+
+def whole_of_days(method: str, results: Mapping[str, str]) -> str:
+    """The 2日分 judgement of a "days" result: the one given, or made from the days as the
+    guideline makes it (the 要精検 value when any day is, else the other) — '' when the
+    result is not whole (a day missing or a value not in the vocabulary), never a guess."""
+    spec = results_of(method)
+    if spec is None or spec.rule != "days" or days_problems(method, results):
+        return ""
+    *days, whole = spec.items
+    if results.get(whole.code):
+        found = whole.vocabulary.value(results[whole.code])
+        return found.code if found else ""
+    values = [d.vocabulary.value(results.get(d.code, "")) for d in days]
+    if None in values:
+        return ""
+    positive = any(v.seiken for v in values if v is not None)
+    return next((v.code for v in whole.vocabulary.values if v.seiken == positive), "")
+
+
+def days_agree(method: str, on_record: Mapping[str, str], given: Mapping[str, str]) -> bool:
+    """True when ``given`` is only the 2日分 judgement and ``on_record`` is the days that make
+    that same judgement: a national-format file that says less than the clinic's own record,
+    not a correction (its days are kept)."""
+    spec = results_of(method)
+    if spec is None or spec.rule != "days":
+        return False
+    whole = spec.items[-1].code
+    if set(given) != {whole} or on_record.get(whole):
+        return False
+    made = whole_of_days(method, on_record)
+    return bool(made) and made == whole_of_days(method, given)
 
 
 def needs_seiken(method: str, results: Mapping[str, str], *, follow_up: bool = False) -> bool:

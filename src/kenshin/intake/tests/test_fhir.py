@@ -191,6 +191,21 @@ GASTRIC_PAIRS = [
 ]  # fmt: skip
 
 
+def test_one_seiken_target_for_two_gastric_judgements_pairs_with_neither() -> None:
+    # X線 and 内視鏡 in one document, one 精密検査対象有無 (要精密検査): which of the two needs
+    # the 精検 is not said, so neither judgement is read.
+    bundle = load("Bundle-example20.json")
+    xray = next(e for e in bundle["entry"] if e["resource"].get("code", {}).get("coding", [{}])[0]
+                .get("code") == "9P542160700000011")  # fmt: skip
+    endoscopy = copy.deepcopy(xray)
+    endoscopy["fullUrl"] = "urn:uuid:53000000-0000-4000-8000-000000000044"
+    endoscopy["resource"]["code"]["coding"][0]["code"] = "9P544160700000011"
+    bundle["entry"].append(endoscopy)
+    rows = rows_of(bundle)
+    assert [(r.cells["method"], r.cells["judgement"]) for r in rows] == [
+        ("gastric_xray", "jami:2/"), ("gastric_endoscopy", "jami:2/")]  # fmt: skip
+
+
 @pytest.mark.parametrize(("method", "finding", "target", "expected"), GASTRIC_PAIRS)
 def test_a_gastric_judgement_is_read_with_its_seiken_target(
     method: str, finding: str, target: str | None, expected: str
@@ -590,6 +605,8 @@ def test_a_result_is_written_in_the_national_codes(
 
 
 REFUSED_EXPORTS = {
+    "便潜血 1 日だけ": (dict(programme="colorectal", method="fecal_occult_blood",
+                            results={"day1": "negative"}), "2 日分そろっていない"),
     "マンモグラフィ N": (dict(programme="breast", method="mammography",
                               results={"category": "N"}), "1 つに決まらない"),
     "標本不適正": (dict(programme="cervical", method="cytology",

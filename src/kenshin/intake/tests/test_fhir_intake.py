@@ -19,7 +19,7 @@ from kenshin.core import audit, clock
 from kenshin.intake import actions, fhir, services
 from kenshin.intake.models import BatchState, CommitMode, RowStatus, StagedRow
 from kenshin.intake.pipeline import staged_rows
-from kenshin.intake.tests.helpers import upload
+from kenshin.intake.tests.helpers import csv_bytes, exam_row, upload
 from kenshin.programs import services as programs
 from kenshin.screening.models import Exam, FollowUpCase
 from kenshin.screening.tests.town import Person, import_town
@@ -145,7 +145,7 @@ def test_a_national_seiken_result_of_no_class_of_ours_is_flagged_not_taken(tmp_p
     assert case.status == "unknown"  # 精検未把握 until the 精検's report is recorded
 
 
-@pytest.mark.parametrize(("code", "words"), [("9", "使えない値"), ("", "入っていません")])
+@pytest.mark.parametrize(("code", "words"), [("9", "全国様式のコード 9"), ("", "入っていません")])
 def test_a_fecal_judgement_that_is_no_result_is_an_error_not_a_guess(
     code, words, tmp_path, settings
 ):
@@ -221,3 +221,57 @@ def test_cli_exports_a_persons_exams_as_ndjson_with_its_purpose_recorded(tmp_pat
     assert "1 件の Bundle" in stdout.getvalue()
     event = AuditEvent.objects.filter(event="export", subject_ref=woman.atena_no).get()
     assert event.purpose == "disclosure"
+
+
+JIRO = Person("2000000095", 1, date(1960, 5, 5), "検診　次郎", "ケンシン　ジロウ")
+
+
+def _fecal(**values: str) -> dict[str, str]:
+    return exam_row(atena_no=JIRO.atena_no, name_kana=JIRO.kana, sex="1",
+                    birth_date=JIRO.birth.isoformat(), method="fecal_occult_blood",
+                    **values)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("results", "seiken_date", "words"),
+    [
+        ({"day1": "陰性", "day2": "陰性"}, "2025-12-01", "要精検でない受診に精密検査の記録"),
+        ({"day1": "陽性", "day2": "陰性"}, "2025-10-01", "精検受診日が受診日より前です"),
+    ],
+)
+def test_a_national_seiken_code_is_flagged_but_still_checked(
+    results, seiken_date, words, tmp_path, settings
+):
+    settings.INTAKE_DIR = tmp_path / "intake"
+    programs.load_shipped()
+    import_town(tmp_path, people=(JIRO,))
+    row = _fecal(seiken_date=seiken_date, seiken_result="jami:4", **results)
+    batch = actions.stage_batch("uketsuke", upload(csv_bytes([row])).pk)
+    [staged] = staged_rows(batch)
+    assert staged.status == RowStatus.ERROR
+    assert any(words in p["message"] for p in staged.problems), staged.problems
+
+
+@pytest.mark.parametrize(("overall", "status"), [("陽性", RowStatus.UNCHANGED),
+                                                  ("陰性", RowStatus.ERROR)])  # fmt: skip
+def test_a_two_day_judgement_of_an_exam_on_record_with_its_days(
+    overall, status, tmp_path, settings
+):
+    # The clinic's file had the days; the national document later has one judgement. The
+    # same judgement corrects nothing (the days are kept); another one is a correction.
+    settings.INTAKE_DIR = tmp_path / "intake"
+    programs.load_shipped()
+    import_town(tmp_path, people=(JIRO,))
+    first = actions.stage_batch(
+        "uketsuke", upload(csv_bytes([_fecal(day1="陰性", day2="陽性")])).pk
+    )
+    actions.commit_batch("hokenshi1", first.pk, CommitMode.VALID_ONLY)
+    again = csv_bytes([_fecal(overall=overall)])
+    batch = actions.stage_batch("uketsuke", upload(again, name="again.csv").pk)
+    [staged] = staged_rows(batch)
+    assert staged.status == status, (staged.problems, staged.diff)
+    if status == RowStatus.ERROR:
+        # 陰性 over a positive day would make a tracked 要精検 exam not 要精検: said, not written
+        assert "要精検でなくする訂正" in staged.problems[0]["message"]
+    exam = Exam.objects.get(atena_no=JIRO.atena_no)
+    assert exam.results == {"day1": "negative", "day2": "positive"}

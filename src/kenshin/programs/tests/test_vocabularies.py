@@ -190,7 +190,27 @@ def test_a_fecal_result_needs_both_days_or_the_judgement_that_agrees(results, na
     assert [p.item for p in problems] == named
     assert all(p.message for p in problems)
     custom = v.days_problems("fecal_occult_blood", results, names={"day2": "便潜血2日目"})
-    assert all("便潜血 2日目" not in p.message for p in custom)
+    assert [p.item for p in custom] == [p.item for p in v.days_problems("fecal_occult_blood",
+                                                                         results)]  # fmt: skip
+    for problem in custom:
+        if problem.item == "day2":
+            assert problem.message.startswith("便潜血2日目が入っていません")
+
+
+def test_the_two_day_judgement_is_made_from_the_days_or_not_at_all():
+    assert v.whole_of_days("fecal_occult_blood", {"day1": "negative", "day2": "positive"}) == (
+        "positive")  # fmt: skip
+    assert v.whole_of_days("fecal_occult_blood", {"day1": "negative", "day2": "negative"}) == (
+        "negative")  # fmt: skip
+    assert v.whole_of_days("fecal_occult_blood", {"overall": "positive"}) == "positive"
+    assert v.whole_of_days("fecal_occult_blood", {"day1": "negative"}) == ""
+    assert v.whole_of_days("fecal_occult_blood", {"day1": "negative", "day2": "??"}) == ""
+    assert v.whole_of_days("mammography", {"category": "1"}) == ""
+    days = {"day1": "negative", "day2": "positive"}
+    assert v.days_agree("fecal_occult_blood", days, {"overall": "positive"})
+    assert not v.days_agree("fecal_occult_blood", days, {"overall": "negative"})
+    assert not v.days_agree("fecal_occult_blood", days, {**days, "overall": "positive"})
+    assert not v.days_agree("fecal_occult_blood", {"overall": "positive"}, {"overall": "positive"})
 
 
 @pytest.mark.parametrize(
@@ -207,6 +227,10 @@ def test_a_fecal_result_needs_both_days_or_the_judgement_that_agrees(results, na
         ),
         (lambda d: d["method"][0].update(rule="majority"), "rule は any / triage / days"),
         (lambda d: d["method"][0].update(rule="days"), "days は同じ語彙の任意の項目"),
+        (
+            lambda d: d["vocabulary"][0]["values"][0].update(jami_read="false"),
+            "jami_read は true か false",
+        ),
         (lambda d: d["method"][0].update(items=[]), "結果の項目がありません"),
         (lambda d: d["method"][0]["items"][0].update(code="判定"), "code は英数字"),
         (lambda d: d["method"].append(dict(d["method"][0])), "二度定義されています"),
