@@ -343,6 +343,9 @@ INTAKE_MAX_ZIP_RATIO = 100
 # The columnar fast path of staging (intake/columnar.py); off only to compare it with the
 # row-by-row path (intake/tests/test_columnar.py) or to look into a file's staging.
 INTAKE_COLUMNAR = os.environ.get("KENSHIN_INTAKE_COLUMNAR", "1") == "1"
+# The fast path asks for the vouchers and their holders on a second connection while it
+# checks the cells (when staging runs outside a transaction of its caller); off: in order.
+INTAKE_LOOK_UP_APART = os.environ.get("KENSHIN_INTAKE_LOOK_UP_APART", "1") == "1"
 INTAKE_APPROVAL_ROWS = int(os.environ.get("KENSHIN_INTAKE_APPROVAL_ROWS", 1_000))
 EMAIL_HOST = os.environ.get("KENSHIN_EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("KENSHIN_EMAIL_PORT", "25"))

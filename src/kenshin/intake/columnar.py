@@ -32,13 +32,15 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import polars as pl
 from django.conf import settings
+from django.db import connection
 
 from kenshin.intake import rules
 from kenshin.intake.layout import RESULT_KEYS, SourceRow
@@ -290,13 +292,10 @@ def _frame(rows: Sequence[tuple[Any, ...]], schema: dict[str, Any]) -> pl.DataFr
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _matched(frame: pl.DataFrame, fiscal_year: int, sender: str) -> pl.DataFrame:
-    """The clean-so-far rows joined to their voucher and its holder; ``_ok`` narrowed to rows
-    the row path would match without a reason (``rules.match_row``, ``eligibility_reasons``),
-    whose voucher was never used and whose exam is not on record (those rows the row path
-    compares, updates or quarantines)."""
-    numbers = frame.filter("_ok")["voucher_no"].unique().sort().to_list()
-    found = (
+def _holders(numbers: list[str], fiscal_year: int) -> pl.DataFrame:
+    """The vouchers issued under these (distinct, sorted) numbers with their holders, in the
+    columns the matching reads (a number issued twice is left out: the row path decides)."""
+    return (
         screening.voucher_holders(numbers, fiscal_year,
                                   residents.current_identity_join("v.atena_no"))
         .rename({"atena_no": "_atena", "fiscal_year": "_v_fy", "programme": "_v_programme",
@@ -304,6 +303,42 @@ def _matched(frame: pl.DataFrame, fiscal_year: int, sender: str) -> pl.DataFrame
                  "sex": "_p_sex", "name_kana": "_p_kana", "status": "_p_status"})
         .unique("voucher_no", keep="none")
     )  # fmt: skip
+
+
+def _file_vouchers(plain: Plain) -> list[str]:
+    """Every well-formed voucher number in the file's voucher column (distinct, sorted): the
+    numbers of the rows the checks will pass, and perhaps more — a cell read as ``_cells``
+    reads it (the text between the column's commas, stripped)."""
+    if "voucher_no" not in plain.keys:
+        return []
+    skip = plain.keys.index("voucher_no")
+    cells = plain.lines["line"].str.extract(f"^(?:[^,]*,){{{skip}}}([^,]*)").str.strip_chars()
+    return cells.filter(cells.str.contains(_TEN_DIGITS)).unique().sort().to_list()
+
+
+def _on_own_connection(work: Callable[..., pl.DataFrame], *args: Any) -> pl.DataFrame:
+    """Run in a worker thread, on that thread's own database connection, closed after."""
+    try:
+        return work(*args)
+    finally:
+        connection.close()
+
+
+def _matched(
+    frame: pl.DataFrame, fiscal_year: int, sender: str, found: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """The clean-so-far rows joined to their voucher and its holder; ``_ok`` narrowed to rows
+    the row path would match without a reason (``rules.match_row``, ``eligibility_reasons``),
+    whose voucher was never used and whose exam is not on record (those rows the row path
+    compares, updates or quarantines).
+
+    ``found``: :func:`_holders` already asked for a superset of the numbers (while the cells
+    were checked); only the clean-so-far rows' numbers are kept of it, as if asked here."""
+    numbers = frame.filter("_ok")["voucher_no"].unique().sort()
+    if found is None:
+        found = _holders(numbers.to_list(), fiscal_year)
+    else:
+        found = found.join(numbers.to_frame(), on="voucher_no", how="semi")
     frame = frame.join(found, on="voucher_no", how="left")
     kana = _col(frame, "name_kana")
     registered = pl.col("_p_kana")
@@ -381,12 +416,30 @@ class Split:
 
 
 def split(
-    plain: Plain, ctx: rules.Context, batch_id: int, sender: str, fields: Sequence[str]
+    plain: Plain,
+    ctx: rules.Context,
+    batch_id: int,
+    sender: str,
+    fields: Sequence[str],
+    *,
+    look_up_apart: bool = False,
 ) -> Split:
     """Check and match the file as columns; the clean rows as staged rows, the others to be
-    checked one by one (``rules.check_row``) by the row path."""
-    frame = _prepared(plain, ctx)
-    frame = _matched(frame, ctx.fiscal_year, sender)
+    checked one by one (``rules.check_row``) by the row path.
+
+    ``look_up_apart``: the vouchers and their holders (the largest query, about as long as the
+    checks) are asked for on a second connection, in a thread, while the cells are checked —
+    for every well-formed number in the file, the clean rows' among them. Only for a caller
+    whose transaction has written nothing that query reads (the register, vouchers, exams):
+    another connection sees only what is committed."""
+    ahead: Future[pl.DataFrame] | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if look_up_apart:
+            ahead = pool.submit(_on_own_connection, _holders, _file_vouchers(plain),
+                                ctx.fiscal_year)  # fmt: skip
+        frame = _prepared(plain, ctx)
+        found = ahead.result() if ahead is not None else None
+    frame = _matched(frame, ctx.fiscal_year, sender, found)
     frame = _unique_in_file(frame)
     clean = frame.filter("_ok")
     others = plain.lines.join(clean.select("row_no"), on="row_no", how="anti")

@@ -357,6 +357,9 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
     ctx = build_context(batch.fiscal_year)
     counts = StageCounts()
     seen = _Seen()
+    # Outside any transaction of the caller's, everything the look-ups read is committed (this
+    # transaction only replaces the batch's staged rows): a second connection sees it too.
+    apart = not connection.in_atomic_block and settings.INTAKE_LOOK_UP_APART
     with transaction.atomic():
         StagedRow.objects.filter(batch=batch).delete()
         StagedFrame.objects.filter(batch=batch).delete()
@@ -370,7 +373,8 @@ def stage(batch: ImportBatch, path: Any, profile: Profile | None,
             total = plain.lines.height
             if progress is not None:
                 progress(label, 0, total)
-            split = columnar.split(plain, ctx, batch.pk, batch.sender_institution, _ALL_FIELDS)
+            split = columnar.split(plain, ctx, batch.pk, batch.sender_institution, _ALL_FIELDS,
+                                   look_up_apart=apart)  # fmt: skip
             if split.clean.height:
                 StagedFrame.objects.create(
                     batch=batch, rows=split.clean.height, data=columnar.to_parquet(split.clean)

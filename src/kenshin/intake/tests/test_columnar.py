@@ -253,6 +253,32 @@ def test_the_fast_path_stages_what_the_row_path_stages(seed, tmp_path, settings)
     _both_ways(settings, again, f"second-{seed}.csv")
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("seed", range(3))
+def test_the_look_up_on_a_second_connection_stages_the_same(seed, tmp_path, settings, monkeypatch):
+    """Staged outside a transaction (as the application stages), the fast path asks for the
+    vouchers and holders on a second connection while it checks the cells: it stages what
+    the row path stages, before and after a first batch is on record."""
+    settings.INTAKE_DIR = tmp_path / "intake"
+    settings.INTAKE_APPROVAL_ROWS = 10**6
+    _town(tmp_path)
+    apart = []
+    own = columnar._on_own_connection
+
+    def spy(*args: Any) -> Any:
+        apart.append(True)
+        return own(*args)
+
+    monkeypatch.setattr(columnar, "_on_own_connection", spy)
+    data, _spoiled = _file(seed, spoil_share=0.6)
+    batch, fast = _both_ways(settings, data, f"first-{seed}.csv")
+    assert fast >= 5 and apart == [True]
+    actions.commit_batch("kakutei", batch.pk, CommitMode.VALID_ONLY)
+    again, _ = _file(seed + 1000, spoil_share=0.3)
+    _both_ways(settings, again, f"second-{seed}.csv")
+    assert apart == [True, True]
+
+
 def test_a_clean_file_is_staged_by_the_fast_path_and_commits(tmp_path, settings):
     settings.INTAKE_DIR = tmp_path / "intake"
     settings.INTAKE_APPROVAL_ROWS = 10**6
