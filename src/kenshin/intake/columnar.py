@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,7 +48,10 @@ from kenshin.intake.readers import MAX_CELL, Profile, Source, row_of
 from kenshin.residents import services as residents
 from kenshin.screening import services as screening
 
-_NOT_PLAIN = re.compile('["\x00\x1c-\x1f]')
+# Quotes, NUL and the separator controls. Looked for in the file's bytes: in UTF-8 and in CP932
+# (whose second bytes are 0x40 and above) these bytes only ever stand for these characters,
+# and ``bytes.__contains__`` finds them ten times faster than a regex reads the text.
+_NOT_PLAIN = (b'"', b"\x00", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _TEN_DIGITS = r"^[0-9]{10}$"
 _FORMULA = r"^[=+\-@\t\r\x00]"
 # Cells that a clean row leaves blank: the row path folds, checks or keeps them in ways that
@@ -76,12 +78,14 @@ def read_plain(source: Source, profile: Profile | None) -> Plain | None:
     facts = source.facts
     if source.kind != "csv" or (profile is not None and profile.values):
         return None
+    raw = facts.path.read_bytes()
     try:
-        text = facts.path.read_bytes().decode(facts.encoding)
+        text = raw.decode(facts.encoding)
     except UnicodeDecodeError:
         return None
-    if _NOT_PLAIN.search(text) or text.count("\r") != text.count("\r\n"):
+    if any(b in raw for b in _NOT_PLAIN) or raw.count(b"\r") != raw.count(b"\r\n"):
         return None
+    del raw
     data = text.encode("utf-8")
     del text
     # One column per line (the separator cannot occur: _NOT_PLAIN), blank lines kept as
