@@ -124,6 +124,7 @@ class ResultForm(forms.Form):
     def __init__(self, *args: Any, method: str, setting: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         spec = programs.results_of(method)
+        self.method = method
         self.result_items = []
         for item in spec.items if spec else ():
             name = f"r_{item.code}"
@@ -133,6 +134,11 @@ class ResultForm(forms.Form):
                 choices=[("", "―")] + [(v.code, v.label) for v in item.vocabulary.values],
             )
             self.result_items.append((name, item.code))
+        if spec is not None and spec.rule == "days":
+            # 便潜血: the days, or (a national-format report) the 2日分 judgement alone.
+            self.fields[
+                self.result_items[-1][0]
+            ].help_text = "日ごとの結果がないときだけ（全国様式の報告など）"
         if setting == Setting.GROUP:
             self.fields["place"] = forms.CharField(label="検診場所", max_length=100, required=False)
         if method in SMOKING_METHODS:
@@ -149,6 +155,14 @@ class ResultForm(forms.Form):
 
     def clean_exam_date(self) -> date | None:
         return _date(self.cleaned_data.get("exam_date", ""), label="受診日")
+
+    def clean(self) -> dict[str, Any]:
+        """A 便潜血 result missing a day, or whose judgement contradicts its days, is said
+        beside the field (programs.days_problems), not after the whole form."""
+        data = super().clean()
+        for problem in programs.days_problems(self.method, self.results()):
+            self.add_error(f"r_{problem.item}", problem.message)
+        return data
 
     def results(self) -> dict[str, str]:
         return {code: self.cleaned_data[name] for name, code in self.result_items

@@ -114,6 +114,25 @@ def test_the_result_form_offers_only_the_methods_vocabulary(town, staff):
     assert keyed().count() == 0
 
 
+def test_a_fecal_result_missing_a_day_is_said_beside_the_field(town, staff):
+    jimu = staff("jimu")
+    batch = new_batch(jimu)
+    r = key_one(jimu, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+                results={"day1": "negative"})  # fmt: skip
+    page = r.content.decode()
+    assert r.status_code == 200
+    assert re.search(r'field--error">\s*<label for="id_r_day2">[^<]*</label>.*?'
+                     r"便潜血 2日目が入っていません", page, re.S), page[:3000]  # fmt: skip
+    assert "日ごとの結果がないときだけ" in page  # the 2日分 judgement's help
+    assert keyed().count() == 0
+    # The 2日分 judgement alone (a national-format report) is a whole result.
+    ok = key_one(jimu, batch, kana="シケン タロウ", birth="1960-01-15", seq=1,
+                 results={"overall": "positive"})  # fmt: skip
+    assert ok.status_code == 302
+    exam = keyed().get(atena_no=TARO.atena_no)
+    assert exam.results == {"overall": "positive"} and exam.needs_seiken
+
+
 def test_a_voucher_number_finds_its_person_and_a_slip_is_refused(town, staff):
     issued = vouchers.issue_vouchers(audit.Actor(None, "system"), 2025, [KEN.atena_no])
     number = issued[KEN.atena_no]
