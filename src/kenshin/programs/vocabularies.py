@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -342,11 +342,11 @@ def days_problems(
     if missing and len(missing) != len(days):
         hint = f"（{name(whole)}と一緒なら日ごとの結果は全部そろえてください）"
         return [ResultProblem(d.code, f"{name(d)}が入っていません{hint}") for d in missing]
-    found = [d.vocabulary.value(results.get(d.code, "")) for d in days]
+    made = "" if missing else _made_from_days(days, whole, results)
     overall = whole.vocabulary.value(results[whole.code])
-    if missing or overall is None or None in found:
+    if not made or overall is None:
         return []
-    if overall.seiken != any(v.seiken for v in found if v is not None):
+    if overall.code != made:
         return [
             ResultProblem(
                 whole.code, f"{name(whole)}が日ごとの結果と合いません（どれかの日が陽性なら陽性）"
@@ -366,6 +366,12 @@ def whole_of_days(method: str, results: Mapping[str, str]) -> str:
     if results.get(whole.code):
         found = whole.vocabulary.value(results[whole.code])
         return found.code if found else ""
+    return _made_from_days(days, whole, results)
+
+
+def _made_from_days(days: Sequence[Item], whole: Item, results: Mapping[str, str]) -> str:
+    """The judgement the days make (the 要精検 value when any day is, else the other); ''
+    when a day is not a value of the vocabulary."""
     values = [d.vocabulary.value(results.get(d.code, "")) for d in days]
     if None in values:
         return ""
